@@ -13,6 +13,8 @@ pub(crate) struct Checked {
     pub(crate) root: Option<(Node, Ty)>,
     pub(crate) body_paths: Vec<Path>,
     pub(crate) twin_paths: Vec<Path>,
+    /// Lints: valid conditions that probably do not mean what they say.
+    pub(crate) warnings: Vec<Diagnostic>,
 }
 
 pub(crate) fn check(source: &str, expr: Option<&Expr>) -> Result<Checked, Vec<Diagnostic>> {
@@ -29,6 +31,21 @@ pub(crate) fn check(source: &str, expr: Option<&Expr>) -> Result<Checked, Vec<Di
         Ok(checker.checked)
     } else {
         Err(checker.diagnostics)
+    }
+}
+
+/// Warns about `a = b` where both sides are bare names: `level = critical` compares two application
+/// properties, and is almost always a missing pair of quotes.
+fn lint_unquoted(warnings: &mut Vec<Diagnostic>, op: BinaryOp, lhs: &Expr, rhs: &Expr) {
+    if let (BinaryOp::Eq | BinaryOp::NotEq, Expr::Property(_, _), Expr::Property(name, span)) = (op, lhs, rhs)
+    {
+        warnings.push(
+            Diagnostic::warning(
+                *span,
+                format!("'{name}' is read as an application property, not as a string"),
+            )
+            .with_hint(format!("to compare with the text, quote it: '{name}'")),
+        );
     }
 }
 
@@ -216,9 +233,12 @@ impl Checker<'_> {
     }
 
     fn chain(&mut self, first: &Expr, rest: &[(BinaryOp, Span, Expr)]) -> (Node, Ty) {
+        let mut previous = first;
         let (first, mut ty) = self.expr(first);
         let mut steps = Vec::with_capacity(rest.len());
         for (op, span, operand) in rest {
+            lint_unquoted(&mut self.checked.warnings, *op, previous, operand);
+            previous = operand;
             let (node, rhs) = self.expr(operand);
             let (step, result) = match self.binary(*op, *span, ty, rhs) {
                 Ok(resolved) => resolved,

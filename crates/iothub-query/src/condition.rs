@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::body::{BodyError, BodyPlan, LazyBody};
 use crate::check::check;
-use crate::diagnostic::{CompileErrors, into_errors};
+use crate::diagnostic::{CompileError, CompileErrors, into_errors, locate_all};
 use crate::eval::{Scope, eval, to_result};
 use crate::ir::{Node, Ty};
 use crate::message::MessageView;
@@ -72,6 +72,7 @@ pub struct Condition {
     plan: BodyPlan,
     /// Slot in `plan` of each of `body_paths`.
     body_slots: Vec<u32>,
+    warnings: Vec<CompileError>,
 }
 
 impl Condition {
@@ -88,7 +89,14 @@ impl Condition {
             twin_paths: checked.twin_paths,
             plan,
             body_slots,
+            warnings: locate_all(source, checked.warnings),
         })
+    }
+
+    /// Lints on a condition that compiled: valid, but probably not what was meant (for example
+    /// `level = critical`, which compares two properties). IoT Hub itself reports none of these.
+    pub fn warnings(&self) -> &[CompileError] {
+        &self.warnings
     }
 
     /// The text this condition was compiled from.

@@ -55,7 +55,7 @@ pub struct Location {
 pub struct CompileError {
     /// What is wrong, in IoT Hub's wording where IoT Hub has one (e.g. `Syntax error: unterminated string`).
     pub message: String,
-    /// Always [`Severity::Error`] today.
+    /// An error rejects the condition; a warning (our own lints, never IoT Hub's) does not.
     pub severity: Severity,
     /// Where in the condition.
     pub location: Location,
@@ -102,6 +102,7 @@ impl fmt::Display for CompileErrors {
 /// An error found while compiling, still located by byte span.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Diagnostic {
+    pub(crate) severity: Severity,
     pub(crate) message: String,
     pub(crate) span: Span,
     pub(crate) hint: Option<String>,
@@ -110,9 +111,17 @@ pub(crate) struct Diagnostic {
 impl Diagnostic {
     pub(crate) fn new(span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
+            severity: Severity::Error,
             message: message.into(),
             span,
             hint: None,
+        }
+    }
+
+    pub(crate) fn warning(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::new(span, message)
         }
     }
 
@@ -133,7 +142,7 @@ impl Diagnostic {
         }
         CompileError {
             message: self.message,
-            severity: Severity::Error,
+            severity: self.severity,
             location: Location { start, end },
             hint: self.hint,
         }
@@ -160,7 +169,12 @@ fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-pub(crate) fn into_errors(source: &str, mut diagnostics: Vec<Diagnostic>) -> CompileErrors {
+/// Locates diagnostics in `source`, in source order.
+pub(crate) fn locate_all(source: &str, mut diagnostics: Vec<Diagnostic>) -> Vec<CompileError> {
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
-    CompileErrors(diagnostics.into_iter().map(|d| d.locate(source)).collect())
+    diagnostics.into_iter().map(|d| d.locate(source)).collect()
+}
+
+pub(crate) fn into_errors(source: &str, diagnostics: Vec<Diagnostic>) -> CompileErrors {
+    CompileErrors(locate_all(source, diagnostics))
 }

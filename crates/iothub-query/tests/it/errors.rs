@@ -82,6 +82,25 @@ fn type_errors() {
 }
 
 #[test]
+fn warnings_for_unquoted_strings() {
+    let condition = Condition::compile("level = critical OR key1 <> 'x' OR a <> b").unwrap();
+    let warnings: Vec<String> = condition.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "1:9: 'critical' is read as an application property, not as a string (hint: to compare with the text, quote it: 'critical')",
+            "1:41: 'b' is read as an application property, not as a string (hint: to compare with the text, quote it: 'b')",
+        ]
+    );
+    assert!(
+        Condition::compile("level = 'critical'")
+            .unwrap()
+            .warnings()
+            .is_empty()
+    );
+}
+
+#[test]
 fn errors_serialize_as_test_route_compilation_errors() {
     let errors = Condition::compile("3 = @ 3").expect_err("invalid symbol");
     let json = serde_json::to_value(&errors).unwrap();
