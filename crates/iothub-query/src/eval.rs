@@ -60,10 +60,16 @@ pub(crate) fn eval<'s, 'a: 's, M: MessageView + ?Sized>(
             Value::Bool(b) => Value::Bool(!b),
             _ => Value::Undefined,
         },
-        Node::Call(function, args) => {
-            let values: Vec<Value<'s>> = args.iter().map(|a| eval(a, scope)).collect();
-            functions::call(*function, &values)
-        }
+        // Up to three arguments stay on the stack: no allocation per call.
+        Node::Call(function, args) => match args.as_slice() {
+            [a] => functions::call(*function, &[eval(a, scope)]),
+            [a, b] => functions::call(*function, &[eval(a, scope), eval(b, scope)]),
+            [a, b, c] => functions::call(*function, &[eval(a, scope), eval(b, scope), eval(c, scope)]),
+            _ => {
+                let values: Vec<Value<'s>> = args.iter().map(|a| eval(a, scope)).collect();
+                functions::call(*function, &values)
+            }
+        },
         Node::Chain { first, rest } => {
             let mut acc = eval(first, scope);
             for (op, operand) in rest {

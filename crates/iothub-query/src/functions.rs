@@ -189,6 +189,15 @@ fn string_fn<'a>(x: &Value<'_>, f: impl Fn(&str) -> Value<'a>) -> Value<'a> {
     x.as_str().map_or(Value::Undefined, f)
 }
 
+/// Lower or upper case, borrowing the input when it is borrowed and unchanged.
+fn case_map<'a>(x: &Value<'a>, map: for<'x> fn(&'x str) -> Cow<'x, str>) -> Value<'a> {
+    match x {
+        Value::String(Cow::Borrowed(s)) => Value::String(map(s)),
+        Value::String(Cow::Owned(s)) => Value::String(Cow::Owned(map(s).into_owned())),
+        _ => Value::Undefined,
+    }
+}
+
 fn two_strings<'a>(a: &Value<'_>, b: &Value<'_>, f: impl Fn(&str, &str) -> Value<'a>) -> Value<'a> {
     match (a.as_str(), b.as_str()) {
         (Some(a), Some(b)) => f(a, b),
@@ -256,8 +265,8 @@ pub(crate) fn call<'a>(function: Function, args: &[Value<'a>]) -> Value<'a> {
         Function::AlwaysTrue => Value::Bool(true),
         Function::Concat => concat(args),
         Function::Length => string_fn(arg(0), |s| Value::Number(text::utf16_len(s) as f64)),
-        Function::Lower => string_fn(arg(0), |s| Value::String(Cow::Owned(text::to_lower(s)))),
-        Function::Upper => string_fn(arg(0), |s| Value::String(Cow::Owned(text::to_upper(s)))),
+        Function::Lower => case_map(arg(0), text::to_lower),
+        Function::Upper => case_map(arg(0), text::to_upper),
         Function::Substring => substring(arg(0), arg(1), args.get(2)),
         Function::IndexOf => two_strings(arg(0), arg(1), |s, t| Value::Number(text::index_of(s, t))),
         Function::StartsWith => two_strings(arg(0), arg(1), |s, t| bool_value(s.starts_with(t))),

@@ -1,6 +1,7 @@
 //! String semantics of IoT Hub (.NET): lengths and indexes count UTF-16 code units, ordering is ordinal
 //! by UTF-16 code unit, case mapping is the invariant culture's simple one-to-one mapping.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 pub(crate) fn utf16_len(s: &str) -> usize {
@@ -50,18 +51,28 @@ fn simple_map(c: char, full: impl ExactSizeIterator<Item = char>) -> char {
     }
 }
 
-pub(crate) fn to_lower(s: &str) -> String {
+/// Lower case; borrows when nothing changes (the common case for ASCII text already in lower case).
+pub(crate) fn to_lower(s: &str) -> Cow<'_, str> {
     if s.is_ascii() {
-        return s.to_ascii_lowercase();
+        return if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        };
     }
-    s.chars().map(|c| simple_map(c, c.to_lowercase())).collect()
+    Cow::Owned(s.chars().map(|c| simple_map(c, c.to_lowercase())).collect())
 }
 
-pub(crate) fn to_upper(s: &str) -> String {
+/// Upper case; borrows when nothing changes.
+pub(crate) fn to_upper(s: &str) -> Cow<'_, str> {
     if s.is_ascii() {
-        return s.to_ascii_uppercase();
+        return if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(s.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(s)
+        };
     }
-    s.chars().map(|c| simple_map(c, c.to_uppercase())).collect()
+    Cow::Owned(s.chars().map(|c| simple_map(c, c.to_uppercase())).collect())
 }
 
 /// Case-insensitive name equality, as .NET's `OrdinalIgnoreCase` (simple upper-case mapping).
