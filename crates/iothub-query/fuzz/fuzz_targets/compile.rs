@@ -10,8 +10,12 @@ use iothub_query::{Condition, SimpleMessage};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(condition) = Condition::compile(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(condition) = Condition::compile(text) else {
+        return;
+    };
     let json = SimpleMessage::new(br#"{"a": {"b": [1, "x", null]}, "s": "t", "a": 2.5}"#.to_vec())
         .with_app_property("key1", Some("value1"))
         .with_app_property("$body.a", None)
