@@ -1,20 +1,27 @@
-//! The `hub` command line: argument parsing and exit codes (sysexits: 64 usage, 65 data).
+//! The `hub` command line: argument parsing, exit codes (sysexits: 64 usage/config, 65 data) and
+//! the small commands. `serve` runs [`crate::serve::run`]; `route test` is [`crate::route_test`].
 
 // A command line talks to the terminal.
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use iothub_query::Severity;
+use service_kit::config::{ProcessEnv, Sources};
+use service_kit::{EXIT_CONFIG, Shutdown};
 
-use crate::diagnostics;
+use crate::client::{ClientArgs, HubClient};
+use crate::config::{HubConfig, Right};
 use crate::route_test::{self, InputError};
+use crate::{devices, diagnostics, monitor, serve, tls};
 
 /// Bad usage or unusable input (EX_USAGE).
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = EXIT_CONFIG;
 /// The condition does not compile (EX_DATAERR).
 pub const EXIT_DATA: u8 = 65;
 
@@ -32,11 +39,69 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the hub.
+    Serve(ServeArgs),
     /// Message routes.
     Route {
         #[command(subcommand)]
         command: RouteCommand,
     },
+    /// Devices in the registry of a running hub.
+    Device {
+        #[command(subcommand)]
+        command: devices::DeviceCommand,
+    },
+    /// Watch the built-in events stream, like `az iot hub monitor-events`.
+    Monitor(MonitorArgs),
+    /// Print where the development CA certificate is (creating it if needed), for clients to trust.
+    Cert(ConfigArgs),
+    /// Print a service connection string of a shared access policy (read from the data directory).
+    ConnectionString(ConnectionStringArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Configuration file (YAML or JSON).
+    #[arg(long, short, env = "HUB_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file (YAML or JSON).
+    #[arg(long, short, env = "HUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override a setting: `--set listeners.mqtt_tcp=127.0.0.1:1884` (repeatable; applied last).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ConnectionStringArgs {
+    /// Configuration file (YAML or JSON).
+    #[arg(long, short, env = "HUB_CONFIG")]
+    config: Option<PathBuf>,
+    /// The policy (default: the first with every right).
+    #[arg(long)]
+    policy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct MonitorArgs {
+    /// Only this device's events.
+    #[arg(long, short = 'd')]
+    device: Option<String>,
+    /// Properties to show: sys, app, anno, all.
+    #[arg(long = "properties", visible_alias = "props", short = 'p', num_args = 1..)]
+    properties: Vec<String>,
+    /// Stop after this many seconds (0: run until interrupted).
+    #[arg(long, short = 't', default_value_t = 0)]
+    timeout: u64,
+    /// Where to start: latest (default), earliest, a position, or an ISO-8601 time.
+    #[arg(long)]
+    from: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,10 +141,138 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Serve(args) => serve_command(&args),
         Command::Route {
             command: RouteCommand::Test(args),
         } => route_test_command(&args),
+        Command::Device { command } => {
+            run_async(|| async move { devices::run(command, &mut std::io::stdout().lock()).await })
+        }
+        Command::Monitor(args) => run_async(|| async move { monitor_command(args).await }),
+        Command::Cert(args) => report(cert_command(args.config.as_deref())),
+        Command::ConnectionString(args) => report(connection_string_command(&args)),
     }
+}
+
+/// Loads the hub configuration: defaults, `file`, `HUB_*` variables, `overrides` (`key=value`).
+pub fn load_config(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<HubConfig> {
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|o| o.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect::<Option<_>>()
+        .context("--set takes KEY=VALUE")?;
+    let (config, ignored): (HubConfig, _) = service_kit::config::load(&Sources {
+        prefix: "HUB",
+        file,
+        env: &ProcessEnv,
+        overrides: &overrides,
+    })?;
+    for name in ignored {
+        tracing::debug!(variable = %name, "environment variable names no setting; ignored");
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve_command(args: &ServeArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref(), &args.overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("hub: {error:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let _telemetry = match service_kit::telemetry::init(&config.telemetry, "hub") {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("hub: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hub: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listeners = serve::Listeners::bind(&config)?;
+        let shutdown = Shutdown::new();
+        shutdown.on_signals()?;
+        serve::run(config, listeners, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "hub stopped on an error");
+            eprintln!("hub: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_async<F, Fut>(f: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hub: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report(runtime.block_on(f()))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hub: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn monitor_command(args: MonitorArgs) -> anyhow::Result<()> {
+    let client = HubClient::connect(&args.client, Right::ServiceConnect)?;
+    let request = monitor::MonitorRequest {
+        device: args.device,
+        properties: args.properties,
+        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        from: args.from,
+    };
+    monitor::monitor(&client, &request, &mut std::io::stdout().lock()).await
+}
+
+fn cert_command(config: Option<&Path>) -> anyhow::Result<()> {
+    let config = load_config(config, &[])?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let identity = tls::server_identity(&config)?;
+    match identity.ca_file {
+        Some(ca) => println!("{}", ca.display()),
+        None => println!(
+            "the hub uses the configured certificate {:?}; no development CA",
+            config.tls.cert_file
+        ),
+    }
+    Ok(())
+}
+
+fn connection_string_command(args: &ConnectionStringArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_deref(), &[])?;
+    if let Some(name) = &args.policy {
+        config.policies.retain(|p| &p.name == name);
+        anyhow::ensure!(!config.policies.is_empty(), "no policy named {name}");
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let credentials = crate::client::policy_credentials(&config, Right::ServiceConnect)
+        .or_else(|_| crate::client::policy_credentials(&config, Right::RegistryRead))?;
+    println!("{}", credentials.expose_secret());
+    Ok(())
 }
 
 fn route_test_command(args: &RouteTestArgs) -> ExitCode {

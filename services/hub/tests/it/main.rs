@@ -1,6 +1,16 @@
-//! Integration tests of the hub, running the real binary.
+//! Integration tests of the hub: the real hub on random loopback ports (see `support`), real MQTT
+//! and HTTP clients, and the `hub` binary itself where a test must kill it or read its output.
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+mod bad_input;
+mod crash;
+mod https_telemetry;
+mod mqtt_connect;
+mod mqtt_publish;
+mod mqtt_session;
+mod registry_api;
 mod route_test;
+mod support;
