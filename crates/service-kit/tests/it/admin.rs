@@ -8,6 +8,7 @@ use service_kit::{Metrics, Readiness, Shutdown, admin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_ready_metrics_and_shutdown() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let readiness = Readiness::default();
