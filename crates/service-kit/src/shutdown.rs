@@ -17,6 +17,11 @@ impl Shutdown {
         Shutdown::default()
     }
 
+    /// A shutdown observing `token` (for example a child token, to stop one task on its own).
+    pub fn from_token(token: CancellationToken) -> Self {
+        Shutdown { token }
+    }
+
     /// Fires the token (idempotent).
     pub fn trigger(&self) {
         self.token.cancel();

@@ -106,15 +106,36 @@ struct MonitorArgs {
 
 #[derive(Debug, Subcommand)]
 enum RouteCommand {
-    /// Evaluate a route condition on a message, like `az iot hub message-route test`.
+    /// Evaluate a route condition on a message, like `az iot hub message-route test`; or, with
+    /// `--config`, every route of a routing file.
     Test(RouteTestArgs),
+    /// Show a routing file as the hub reads it: routes, endpoints (keys redacted), fallback, enrichments.
+    List(RouteListArgs),
 }
 
 #[derive(Debug, Args)]
+struct RouteListArgs {
+    /// A routing file in IoT Hub's `properties.routing` shape (JSON or YAML).
+    #[arg(long)]
+    config: PathBuf,
+    /// The hub name (for `$iothubname` enrichments).
+    #[arg(long, default_value = "localhub")]
+    hub_name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["condition", "config"])))]
 struct RouteTestArgs {
     /// The route condition, in the IoT Hub routing query language.
     #[arg(long)]
-    condition: String,
+    condition: Option<String>,
+    /// A routing file (IoT Hub's `properties.routing`, JSON or YAML): test every route on the message
+    /// and show which endpoints would receive it, with which enrichments, and the fallback decision.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The hub name (for `$iothubname` enrichments, with `--config`).
+    #[arg(long, default_value = "localhub")]
+    hub_name: String,
     /// A RoutingMessage JSON file: {"body": "...", "appProperties": {...}, "systemProperties": {...}};
     /// `-` reads standard input.
     #[arg(long)]
@@ -145,6 +166,9 @@ pub fn main() -> ExitCode {
         Command::Route {
             command: RouteCommand::Test(args),
         } => route_test_command(&args),
+        Command::Route {
+            command: RouteCommand::List(args),
+        } => route_list_command(&args),
         Command::Device { command } => {
             run_async(|| async move { devices::run(command, &mut std::io::stdout().lock()).await })
         }
@@ -182,6 +206,13 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // A routing file that does not validate stops the hub before it starts, one line per problem.
+    if let Err(problems) = crate::routes::load(&config) {
+        for problem in problems {
+            eprintln!("hub: routing: {problem}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let _telemetry = match service_kit::telemetry::init(&config.telemetry, "hub") {
         Ok(guard) => guard,
         Err(error) => {
@@ -275,6 +306,42 @@ fn connection_string_command(args: &ConnectionStringArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Reads and builds a routing file for evaluation only (masked keys are fine); prints the problems.
+fn routing_for_tools(path: &Path, hub_name: &str) -> Result<crate::routing::Routing, ExitCode> {
+    let parsed = crate::routing::RoutingConfig::from_path(path).map_err(|error| {
+        eprintln!("hub route: {error}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    let options = crate::routing::BuildOptions::new(hub_name)
+        .with_short_batches(true)
+        .without_connection_checks();
+    parsed.build(&options).map_err(|errors| {
+        for line in errors.lines() {
+            eprintln!("hub route: {line}");
+        }
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn print_json(value: &impl serde::Serialize) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, value).map_err(std::io::Error::from);
+    match written.and_then(|()| writeln!(stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hub: cannot write the result: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn route_list_command(args: &RouteListArgs) -> ExitCode {
+    match routing_for_tools(&args.config, &args.hub_name) {
+        Ok(routing) => print_json(&routing.list()),
+        Err(code) => code,
+    }
+}
+
 fn route_test_command(args: &RouteTestArgs) -> ExitCode {
     let message = match load(args) {
         Ok(message) => message,
@@ -283,9 +350,19 @@ fn route_test_command(args: &RouteTestArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (result, body_error) = route_test::test_route(&args.condition, &message);
+    if let Some(path) = &args.config {
+        let routing = match routing_for_tools(path, &args.hub_name) {
+            Ok(routing) => routing,
+            Err(code) => return code,
+        };
+        let twin = message.twin.clone();
+        let report = routing.describe(&message, iothub_protocol::MessageSource::Telemetry, twin.as_ref());
+        return print_json(&report);
+    }
+    let condition = args.condition.as_deref().unwrap_or_default();
+    let (result, body_error) = route_test::test_route(condition, &message);
     let errors = &result.details.compilation_errors;
-    eprint!("{}", diagnostics::render(&args.condition, errors));
+    eprint!("{}", diagnostics::render(condition, errors));
     if let Some(body_error) = body_error {
         eprintln!("note: $body is undefined for this message: {body_error}");
     }

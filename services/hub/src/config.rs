@@ -29,6 +29,8 @@ pub struct HubConfig {
     pub policies: Vec<PolicyConfig>,
     /// The built-in `events` endpoint.
     pub events: EventsConfig,
+    /// Message routing to custom endpoints.
+    pub routing: RoutingSettings,
     /// Limits that protect the hub from any one client.
     pub limits: Limits,
     /// Logs and traces.
@@ -113,6 +115,47 @@ pub struct EventsConfig {
     pub sync: SyncMode,
 }
 
+/// Where the routing comes from and how delivery behaves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// A routing file in IoT Hub's `properties.routing` shape (JSON or YAML, as `az iot hub show
+    /// --query properties.routing` prints it). None: every telemetry message goes to `events`.
+    pub file: Option<PathBuf>,
+    /// Local connection strings by endpoint name (case-insensitive), replacing the file's: how an
+    /// export from Azure runs here (`sqlite://...`, `amqp://...`, `file://...`, `UseDevelopmentStorage=true`).
+    #[serde(serialize_with = "never_serialize_map")]
+    pub endpoint_overrides: std::collections::BTreeMap<String, SecretString>,
+    /// Allow storage batches shorter and smaller than IoT Hub's minimums (60 s, 10 MB), for development.
+    pub allow_short_batches: bool,
+    /// Undelivered messages one endpoint may hold before devices sending to it are slowed down.
+    pub max_backlog: u64,
+    /// Seconds of continuous delivery failure after which an endpoint shows as `dead` (it keeps retrying).
+    pub dead_after_secs: u64,
+    /// Seconds between checks of the routing file for changes (0: reload on SIGHUP only).
+    pub watch_interval_secs: u64,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        RoutingSettings {
+            file: None,
+            endpoint_overrides: std::collections::BTreeMap::new(),
+            allow_short_batches: false,
+            max_backlog: 100_000,
+            dead_after_secs: 3600,
+            watch_interval_secs: 2,
+        }
+    }
+}
+
+fn never_serialize_map<S: serde::Serializer>(
+    _: &std::collections::BTreeMap<String, SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_map(Some(0)).and_then(serde::ser::SerializeMap::end)
+}
+
 /// SQLite durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +201,7 @@ impl Default for HubConfig {
                 ],
             }],
             events: EventsConfig::default(),
+            routing: RoutingSettings::default(),
             limits: Limits::default(),
             telemetry: TelemetryConfig::default(),
             grace_period_secs: 20,

@@ -1,13 +1,18 @@
-//! Accepting a device message: stamp what IoT Hub stamps, check the size, make it durable in the
-//! built-in `events` stream, and only then let the transport acknowledge it.
+//! Accepting a message: stamp what IoT Hub stamps, check the size, route it, and make one copy per
+//! target endpoint (with that endpoint's enrichments) durable in one transaction — the `events`
+//! stream and the outboxes of custom endpoints together. Only then may the transport acknowledge it.
+//! An endpoint whose backlog is over its bound slows down the messages routed to it (backpressure).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use iothub_protocol::{Message, MessageSource, Timestamp};
+use iothub_protocol::{MAX_MESSAGE_SIZE, Message, MessageSource, Timestamp};
 
 use crate::auth::DeviceIdentity;
-use crate::events::{AppendError, Journal};
-use crate::metrics::{HubMetrics, MessageLabel, OutcomeLabel};
+use crate::events::{AppendError, Copy, Destination, Journal, OutboxSignal};
+use crate::metrics::{HubMetrics, MessageLabel, OutcomeLabel, RouteLabel, RoutingMetrics};
+use crate::routes::LiveRouting;
+use crate::routing::{Decision, EndpointKind};
 
 /// Why a message was not accepted. The transport must not acknowledge it.
 #[derive(Debug, thiserror::Error)]
@@ -36,27 +41,49 @@ impl IngestError {
     }
 }
 
-/// Where device messages go.
+/// Where accepted messages go.
 #[derive(Debug, Clone)]
 pub struct Ingest {
     journal: Journal,
+    routes: Arc<LiveRouting>,
     metrics: HubMetrics,
+    routing_metrics: RoutingMetrics,
     max_message_bytes: usize,
+    max_backlog: u64,
+}
+
+/// A routed message, ready to append.
+struct Prepared {
+    enqueued_ms: i64,
+    device_id: String,
+    copies: Vec<Copy>,
+    /// Outboxes it goes to, for backpressure.
+    outboxes: Vec<Arc<OutboxSignal>>,
 }
 
 impl Ingest {
-    /// An ingest path writing to `journal`.
-    pub fn new(journal: Journal, metrics: HubMetrics, max_message_bytes: usize) -> Self {
+    /// An ingest path routing with `routes` and writing to `journal`.
+    pub fn new(
+        journal: Journal,
+        routes: Arc<LiveRouting>,
+        metrics: HubMetrics,
+        routing_metrics: RoutingMetrics,
+        max_message_bytes: usize,
+        max_backlog: u64,
+    ) -> Self {
         Ingest {
             journal,
+            routes,
             metrics,
+            routing_metrics,
             max_message_bytes,
+            max_backlog,
         }
     }
 
-    /// Stamps `message` as coming from `identity`, checks its size and starts making it durable.
-    /// The returned future resolves when the message is committed; drop it only if the message
-    /// will never be acknowledged.
+    /// Stamps `message` as telemetry from `identity`, checks its size, routes it and starts making
+    /// it durable. The returned future resolves when every copy is committed; drop it only if the
+    /// message will never be acknowledged.
     pub fn accept(
         &self,
         identity: &DeviceIdentity,
@@ -66,43 +93,30 @@ impl Ingest {
         let started = Instant::now();
         // The size counts what the device sent, before the hub's own stamps.
         let size = message.size();
-        let checked = if size > self.max_message_bytes {
+        identity.device.touch();
+        let prepared = if size > self.max_message_bytes {
             Err(IngestError::TooLarge {
                 size,
                 limit: self.max_message_bytes,
             })
         } else {
             stamp(&mut message, identity);
-            serde_json::to_vec(&message)
-                .map_err(|e| IngestError::Store(AppendError::Store(e.to_string())))
-                .map(|payload| {
-                    (
-                        payload,
-                        message.system.enqueued_time.map_or(0, |t| t.unix_millis()),
-                    )
-                })
+            self.prepare(&message)
         };
-        let journal = self.journal.clone();
-        let metrics = self.metrics.clone();
-        let device_id = identity.device.id().to_owned();
-        identity.device.touch();
+        let this = self.clone();
         async move {
-            let result = match checked {
-                Ok((payload, enqueued_ms)) => journal
-                    .append(enqueued_ms, &device_id, payload)
-                    .await
-                    .map(|_| ())
-                    .map_err(IngestError::from),
+            let result = match prepared {
+                Ok(prepared) => this.commit(prepared).await,
                 Err(e) => Err(e),
             };
             match &result {
                 Ok(()) => {
-                    metrics.messages_received.get_or_create(&label).inc();
-                    metrics.message_bytes_received.inc_by(size as u64);
-                    metrics.ack_latency.observe(started.elapsed().as_secs_f64());
+                    this.metrics.messages_received.get_or_create(&label).inc();
+                    this.metrics.message_bytes_received.inc_by(size as u64);
+                    this.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
                 }
                 Err(error) => {
-                    metrics
+                    this.metrics
                         .messages_refused
                         .get_or_create(&OutcomeLabel {
                             outcome: error.label(),
@@ -113,6 +127,126 @@ impl Ingest {
             result
         }
     }
+
+    /// Routes and stores a message the hub itself emits (device lifecycle and connection-state
+    /// events), already stamped with its source and properties.
+    pub fn emit(&self, message: Message) -> impl Future<Output = Result<(), IngestError>> + Send + 'static {
+        let prepared = self.prepare(&message);
+        let this = self.clone();
+        async move { this.commit(prepared?).await }
+    }
+
+    /// Routes `message` and serialises one copy per target (enrichments applied per endpoint).
+    fn prepare(&self, message: &Message) -> Result<Prepared, IngestError> {
+        let routing = self.routes.current();
+        let mut decision = Decision::new();
+        routing.route_message(message, None, &mut decision);
+        self.count(&routing, &decision);
+        let source = message.system.message_source;
+        let mut plain: Option<Vec<u8>> = None;
+        let mut copies = Vec::with_capacity(decision.targets().len());
+        let mut outboxes = Vec::new();
+        for &target in decision.targets() {
+            let endpoint = routing.endpoint(target);
+            let payload = if routing.enrichments(target, source, None).next().is_some() {
+                let mut enriched = message.clone();
+                routing.enrich(target, None, &mut enriched);
+                if enriched.size() > MAX_MESSAGE_SIZE {
+                    // IoT Hub drops a message its enrichments take over 256 KB, for that endpoint.
+                    tracing::warn!(
+                        endpoint = endpoint.name(),
+                        "message over 256 KB after enrichment; not sent there"
+                    );
+                    self.metrics
+                        .messages_refused
+                        .get_or_create(&OutcomeLabel {
+                            outcome: "too_large_enriched",
+                        })
+                        .inc();
+                    continue;
+                }
+                serialize(&enriched)?
+            } else {
+                match &plain {
+                    Some(bytes) => bytes.clone(),
+                    None => plain.insert(serialize(message)?).clone(),
+                }
+            };
+            let destination = match endpoint.kind() {
+                EndpointKind::Events => Destination::Events,
+                _ => {
+                    outboxes.push(self.journal.outboxes().signal(endpoint.name()));
+                    Destination::Endpoint(Arc::from(endpoint.name()))
+                }
+            };
+            copies.push(Copy { destination, payload });
+        }
+        Ok(Prepared {
+            enqueued_ms: message.system.enqueued_time.map_or(0, |t| t.unix_millis()),
+            device_id: message.system.connection_device_id.clone().unwrap_or_default(),
+            copies,
+            outboxes,
+        })
+    }
+
+    fn count(&self, routing: &crate::routing::Routing, decision: &Decision) {
+        let m = &self.routing_metrics;
+        for &route in decision.matched_routes() {
+            if let Some(info) = routing.routes().get(route.index()) {
+                m.route_matched
+                    .get_or_create(&RouteLabel {
+                        route: info.name().to_owned(),
+                    })
+                    .inc();
+            }
+        }
+        if decision.fallback_fired()
+            && let Some(fallback) = routing.fallback()
+        {
+            m.route_matched
+                .get_or_create(&RouteLabel {
+                    route: fallback.name().to_owned(),
+                })
+                .inc();
+        }
+        if decision.orphaned() {
+            m.orphaned.inc();
+        }
+        if decision.body_error().is_some() {
+            m.body_errors.inc();
+        }
+    }
+
+    async fn commit(&self, prepared: Prepared) -> Result<(), IngestError> {
+        if prepared.copies.is_empty() {
+            // Orphaned (or enriched out): IoT Hub acknowledges and drops it.
+            return Ok(());
+        }
+        for outbox in &prepared.outboxes {
+            self.wait_for_room(outbox).await;
+        }
+        self.journal
+            .append(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
+            .await
+            .map_err(IngestError::from)
+    }
+
+    /// Waits while `outbox` holds more than the bound (its dispatcher is behind or its endpoint down).
+    async fn wait_for_room(&self, outbox: &OutboxSignal) {
+        loop {
+            let drained = outbox.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if outbox.backlog() <= self.max_backlog {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+fn serialize(message: &Message) -> Result<Vec<u8>, IngestError> {
+    serde_json::to_vec(message).map_err(|e| IngestError::Store(AppendError::Store(e.to_string())))
 }
 
 /// What IoT Hub stamps on every device message: connection ids, auth method, generation id,

@@ -11,10 +11,11 @@ use crate::auth::Authenticator;
 use crate::config::HubConfig;
 use crate::events::{Journal, JournalConfig};
 use crate::ingest::Ingest;
-use crate::metrics::HubMetrics;
+use crate::metrics::{HubMetrics, RoutingMetrics};
 use crate::mqtt::{self, LiveConnections};
 use crate::policies::Policies;
 use crate::registry::Registry;
+use crate::routes::{self, LiveRouting};
 use crate::state::Hub;
 use crate::{http, tls};
 
@@ -63,6 +64,9 @@ pub async fn run(config: HubConfig, listeners: Listeners, shutdown: Shutdown) ->
     let grace = Duration::from_secs(config.grace_period_secs);
     let metrics_registry = Metrics::new("hub");
     let metrics = HubMetrics::new(&metrics_registry);
+    let routing_metrics = RoutingMetrics::new(&metrics_registry);
+    let routing =
+        routes::load(&config).map_err(|problems| anyhow::anyhow!("routing: {}", problems.join("; ")))?;
     let readiness = Readiness::default();
     let store_check = readiness.check("store");
 
@@ -80,6 +84,13 @@ pub async fn run(config: HubConfig, listeners: Listeners, shutdown: Shutdown) ->
     })
     .context("the events store")?;
     store_check.ready();
+    let live_routing = LiveRouting::start(
+        routing,
+        journal.clone(),
+        routing_metrics.clone(),
+        shutdown.clone(),
+        Duration::from_secs(config.routing.dead_after_secs),
+    );
 
     let identity = if listeners.mqtt_tls.is_some() || listeners.https.is_some() {
         Some(tls::server_identity(&config).context("TLS")?)
@@ -96,7 +107,15 @@ pub async fn run(config: HubConfig, listeners: Listeners, shutdown: Shutdown) ->
             Arc::clone(&registry),
             Arc::clone(&policies),
         ),
-        ingest: Ingest::new(journal.clone(), metrics.clone(), config.limits.max_message_bytes),
+        ingest: Ingest::new(
+            journal.clone(),
+            Arc::clone(&live_routing),
+            metrics.clone(),
+            routing_metrics,
+            config.limits.max_message_bytes,
+            config.routing.max_backlog,
+        ),
+        routing: Arc::clone(&live_routing),
         journal,
         registry,
         policies,
@@ -107,6 +126,7 @@ pub async fn run(config: HubConfig, listeners: Listeners, shutdown: Shutdown) ->
     });
 
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(routes::watch(live_routing, hub.config.clone()));
     if let Some(listener) = listeners.mqtt_tls {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls_config(identity.as_ref(), &[])?);
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -12,6 +12,7 @@ use crate::metrics::HubMetrics;
 use crate::mqtt::LiveConnections;
 use crate::policies::Policies;
 use crate::registry::Registry;
+use crate::routes::LiveRouting;
 
 /// Shared by every listener, connection and handler.
 #[derive(Debug)]
@@ -28,8 +29,10 @@ pub struct Hub {
     pub live: Arc<LiveConnections>,
     /// Where device messages go.
     pub ingest: Ingest,
-    /// The built-in events stream.
+    /// The built-in events stream and the endpoints' outboxes.
     pub journal: Journal,
+    /// The routing in force and its dispatchers.
+    pub routing: Arc<LiveRouting>,
     /// Metrics.
     pub metrics: HubMetrics,
     /// Fires on SIGTERM.

@@ -1,14 +1,19 @@
-//! The single writer of the events stream. Appends from every connection meet in one channel; a
-//! dedicated thread commits them in batches (group commit) and only then answers each caller, so a
-//! device is acknowledged only after its message is on disk. A full channel slows the callers down
-//! (backpressure) instead of buffering without bound.
+//! The single writer of the hub's journal (`events.db`): the built-in events stream and the outbox
+//! of every custom endpoint. Appends from every connection and settlements from every dispatcher
+//! meet in one channel; a dedicated thread commits them in batches (group commit) and only then
+//! answers each caller, so a device is acknowledged only after its message is on disk for every
+//! endpoint it is routed to. A full channel slows the callers down (backpressure) instead of
+//! buffering without bound.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::outbox::{self, Outboxes, PendingBlob};
 use super::store::{self, StoreError};
 use crate::config::SyncMode;
 
@@ -23,36 +28,78 @@ pub struct JournalConfig {
     pub retention: Duration,
     /// At most this many bytes of events are kept.
     pub max_bytes: u64,
-    /// Appends waiting to be committed; beyond this, callers wait.
+    /// Commands waiting to be committed; beyond this, callers wait.
     pub queue_capacity: usize,
-    /// Most events per transaction.
+    /// Most commands per transaction.
     pub max_batch: usize,
 }
 
-/// Why an append did not become durable. The caller must not acknowledge the message.
+/// Why a write did not become durable. The caller must not acknowledge the message.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// The store failed (for example the disk is full).
-    #[error("the events store could not write: {0}")]
+    #[error("the journal could not write: {0}")]
     Store(String),
     /// The hub is shutting down.
-    #[error("the events store is closed")]
+    #[error("the journal is closed")]
     Closed,
 }
 
-struct Append {
-    enqueued_ms: i64,
-    device_id: String,
-    payload: Vec<u8>,
-    done: oneshot::Sender<Result<u64, AppendError>>,
+/// Where one copy of a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The built-in `events` stream.
+    Events,
+    /// The outbox of a custom endpoint.
+    Endpoint(Arc<str>),
 }
 
-/// Handle for appending; cheap to clone. The writer thread stops when every handle is dropped.
+/// One copy of an accepted message: where, and its serialised form (with that endpoint's enrichments).
+#[derive(Debug, Clone)]
+pub struct Copy {
+    /// Where it goes.
+    pub destination: Destination,
+    /// The serialised message.
+    pub payload: Vec<u8>,
+}
+
+enum Command {
+    Append {
+        enqueued_ms: i64,
+        device_id: String,
+        copies: Vec<Copy>,
+        done: oneshot::Sender<Result<(), AppendError>>,
+    },
+    Settle {
+        endpoint: Arc<str>,
+        up_to: u64,
+        blob: Option<String>,
+        done: oneshot::Sender<Result<(), AppendError>>,
+    },
+    PendBlob {
+        endpoint: Arc<str>,
+        blob: PendingBlob,
+        done: oneshot::Sender<Result<(), AppendError>>,
+    },
+}
+
+/// Handle for writing; cheap to clone. The writer thread stops when every handle is dropped.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Command>,
     last: watch::Receiver<u64>,
+    outboxes: Arc<Outboxes>,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Append { .. } => "Append",
+            Command::Settle { .. } => "Settle",
+            Command::PendBlob { .. } => "PendBlob",
+        })
+    }
 }
 
 impl Journal {
@@ -61,45 +108,102 @@ impl Journal {
         let conn = store::open_writer(&config.path, config.sync)?;
         let initial = super::EventsReader::open(&config.path)?.last_position()?;
         let stored = store::stored_bytes(&conn)?;
+        let outboxes = Arc::new(Outboxes::load(&conn)?);
         let checkpointer = store::open_writer(&config.path, config.sync)?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (last_tx, last) = watch::channel(initial);
         let path = config.path.clone();
+        let writer_outboxes = Arc::clone(&outboxes);
         let thread = std::thread::Builder::new()
-            .name("events-journal".to_owned())
+            .name("journal".to_owned())
             .spawn(move || {
-                let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let checkpoints = spawn_checkpointer(checkpointer, std::sync::Arc::clone(&done));
-                write_loop(conn, rx, last_tx, &config, stored);
-                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                let done = Arc::new(AtomicBool::new(false));
+                let checkpoints = spawn_checkpointer(checkpointer, Arc::clone(&done));
+                Writer {
+                    conn,
+                    last: last_tx,
+                    outboxes: writer_outboxes,
+                    stored,
+                }
+                .run(rx, &config);
+                done.store(true, Ordering::Relaxed);
                 if let Ok(handle) = checkpoints {
                     let _ = handle.join();
                 }
             })?;
-        Ok((Journal { tx, last, path }, thread))
+        Ok((
+            Journal {
+                tx,
+                last,
+                outboxes,
+                path,
+            },
+            thread,
+        ))
     }
 
-    /// Appends one message; resolves with its position once it is committed.
+    async fn submit(
+        &self,
+        command: Command,
+        answer: oneshot::Receiver<Result<(), AppendError>>,
+    ) -> Result<(), AppendError> {
+        self.tx.send(command).await.map_err(|_| AppendError::Closed)?;
+        answer.await.unwrap_or(Err(AppendError::Closed))
+    }
+
+    /// Makes every copy of one accepted message durable, in one transaction.
     pub async fn append(
         &self,
         enqueued_ms: i64,
         device_id: &str,
-        payload: Vec<u8>,
-    ) -> Result<u64, AppendError> {
+        copies: Vec<Copy>,
+    ) -> Result<(), AppendError> {
         let (done, answer) = oneshot::channel();
-        let append = Append {
+        let command = Command::Append {
             enqueued_ms,
             device_id: device_id.to_owned(),
-            payload,
+            copies,
             done,
         };
-        self.tx.send(append).await.map_err(|_| AppendError::Closed)?;
-        answer.await.unwrap_or(Err(AppendError::Closed))
+        self.submit(command, answer).await
     }
 
-    /// Watches the position of the newest committed event (readers wait on it).
+    /// Removes `endpoint`'s outbox rows up to `up_to` once delivered (and, for a storage endpoint,
+    /// the pending blob that held them).
+    pub async fn settle(
+        &self,
+        endpoint: Arc<str>,
+        up_to: u64,
+        blob: Option<String>,
+    ) -> Result<(), AppendError> {
+        let (done, answer) = oneshot::channel();
+        self.submit(
+            Command::Settle {
+                endpoint,
+                up_to,
+                blob,
+                done,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Records, before writing it, which rows a blob will hold.
+    pub async fn pend_blob(&self, endpoint: Arc<str>, blob: PendingBlob) -> Result<(), AppendError> {
+        let (done, answer) = oneshot::channel();
+        self.submit(Command::PendBlob { endpoint, blob, done }, answer)
+            .await
+    }
+
+    /// Watches the position of the newest committed event (events readers wait on it).
     pub fn last_position(&self) -> watch::Receiver<u64> {
         self.last.clone()
+    }
+
+    /// Every endpoint's outbox signal.
+    pub fn outboxes(&self) -> &Arc<Outboxes> {
+        &self.outboxes
     }
 
     /// The database file, for readers.
@@ -115,80 +219,152 @@ fn now_ms() -> i64 {
 }
 
 /// Checkpoints the WAL every 200 ms from its own connection, so commits never wait for one.
-fn spawn_checkpointer(
-    conn: rusqlite::Connection,
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
+fn spawn_checkpointer(conn: rusqlite::Connection, done: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
-        .name("events-checkpoint".to_owned())
+        .name("journal-checkpoint".to_owned())
         .spawn(move || {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 if let Err(error) = store::checkpoint(&conn) {
-                    tracing::warn!(%error, "events checkpoint failed");
+                    tracing::warn!(%error, "journal checkpoint failed");
                 }
             }
             let _ = store::checkpoint(&conn);
         })
 }
 
-fn write_loop(
-    mut conn: rusqlite::Connection,
-    mut rx: mpsc::Receiver<Append>,
-    last: watch::Sender<u64>,
-    config: &JournalConfig,
-    mut stored: u64,
-) {
-    const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
-    let mut next_maintenance = Instant::now();
-    let mut batch: Vec<Append> = Vec::with_capacity(config.max_batch);
-    // blocking_recv returns None once every Journal handle is gone and the queue is drained.
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < config.max_batch {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        stored += commit(&mut conn, &mut batch, &last);
-        if Instant::now() >= next_maintenance {
-            let cutoff = now_ms() - i64::try_from(config.retention.as_millis()).unwrap_or(i64::MAX);
-            match store::apply_retention(&mut conn, cutoff, config.max_bytes, &mut stored) {
-                Ok(0) => {}
-                Ok(deleted) => tracing::debug!(deleted, "events retention"),
-                Err(error) => tracing::warn!(%error, "events retention failed"),
-            }
-            next_maintenance = Instant::now() + MAINTENANCE_EVERY;
-        }
-    }
-    tracing::debug!("events journal closed");
+/// What one transaction changed, applied to the shared signals only after it committed.
+#[derive(Default)]
+struct Effects {
+    newest_event: Option<u64>,
+    added: Vec<(Arc<str>, u64)>,
+    settled: Vec<(Arc<str>, u64)>,
+    event_bytes: u64,
 }
 
-/// Commits `batch` and answers its senders; returns the bytes stored.
-fn commit(conn: &mut rusqlite::Connection, batch: &mut Vec<Append>, last: &watch::Sender<u64>) -> u64 {
-    let bytes: u64 = batch.iter().map(|a| a.payload.len() as u64).sum();
-    let rows: Vec<(i64, &str, &[u8])> = batch
-        .iter()
-        .map(|a| (a.enqueued_ms, a.device_id.as_str(), a.payload.as_slice()))
-        .collect();
-    match store::insert_batch(conn, &rows) {
-        Ok(seqs) => {
-            if let Some(&newest) = seqs.last() {
-                last.send_replace(newest);
+struct Writer {
+    conn: rusqlite::Connection,
+    last: watch::Sender<u64>,
+    outboxes: Arc<Outboxes>,
+    stored: u64,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>, config: &JournalConfig) {
+        const MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
+        let mut next_maintenance = Instant::now();
+        let mut batch: Vec<Command> = Vec::with_capacity(config.max_batch);
+        // blocking_recv returns None once every Journal handle is gone and the queue is drained.
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < config.max_batch {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
             }
-            for (append, seq) in batch.drain(..).zip(seqs) {
-                let _ = append.done.send(Ok(seq));
+            self.commit(&mut batch);
+            if Instant::now() >= next_maintenance {
+                self.maintain(config);
+                next_maintenance = Instant::now() + MAINTENANCE_EVERY;
             }
-            bytes
         }
-        Err(error) => {
-            tracing::error!(%error, count = batch.len(), "events batch not written; senders are told");
-            let error = AppendError::Store(error.to_string());
-            for append in batch.drain(..) {
-                let _ = append.done.send(Err(error.clone()));
+        tracing::debug!("journal closed");
+    }
+
+    fn maintain(&mut self, config: &JournalConfig) {
+        let cutoff = now_ms() - i64::try_from(config.retention.as_millis()).unwrap_or(i64::MAX);
+        match store::apply_retention(&mut self.conn, cutoff, config.max_bytes, &mut self.stored) {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "events retention"),
+            Err(error) => tracing::warn!(%error, "events retention failed"),
+        }
+    }
+
+    /// Commits `batch` in one transaction and answers every sender.
+    fn commit(&mut self, batch: &mut Vec<Command>) {
+        match self.write(batch) {
+            Ok(effects) => {
+                self.apply(effects);
+                for command in batch.drain(..) {
+                    let (Command::Append { done, .. }
+                    | Command::Settle { done, .. }
+                    | Command::PendBlob { done, .. }) = command;
+                    let _ = done.send(Ok(()));
+                }
             }
-            0
+            Err(error) => {
+                tracing::error!(%error, count = batch.len(), "journal batch not written; senders are told");
+                let error = AppendError::Store(error.to_string());
+                for command in batch.drain(..) {
+                    let (Command::Append { done, .. }
+                    | Command::Settle { done, .. }
+                    | Command::PendBlob { done, .. }) = command;
+                    let _ = done.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Command]) -> Result<Effects, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut effects = Effects::default();
+        for command in batch {
+            match command {
+                Command::Append {
+                    enqueued_ms,
+                    device_id,
+                    copies,
+                    ..
+                } => {
+                    for copy in copies {
+                        match &copy.destination {
+                            Destination::Events => {
+                                let seq = store::insert_event(&tx, *enqueued_ms, device_id, &copy.payload)?;
+                                effects.newest_event = Some(seq);
+                                effects.event_bytes += copy.payload.len() as u64;
+                            }
+                            Destination::Endpoint(endpoint) => {
+                                let id = outbox::insert(&tx, endpoint, *enqueued_ms, &copy.payload)?;
+                                effects.added.push((Arc::clone(endpoint), id));
+                            }
+                        }
+                    }
+                }
+                Command::Settle {
+                    endpoint,
+                    up_to,
+                    blob,
+                    ..
+                } => {
+                    let deleted = outbox::settle(&tx, endpoint, *up_to, blob.as_deref())?;
+                    effects.settled.push((Arc::clone(endpoint), deleted));
+                }
+                Command::PendBlob { endpoint, blob, .. } => outbox::pend_blob(&tx, endpoint, blob)?,
+            }
+        }
+        tx.commit()?;
+        Ok(effects)
+    }
+
+    fn apply(&mut self, effects: Effects) {
+        if let Some(newest) = effects.newest_event {
+            self.last.send_replace(newest);
+        }
+        self.stored += effects.event_bytes;
+        for (endpoint, id) in effects.added {
+            let signal = self.outboxes.signal(&endpoint);
+            signal.backlog.fetch_add(1, Ordering::Relaxed);
+            signal.newest.send_replace(id);
+        }
+        for (endpoint, deleted) in effects.settled {
+            let signal = self.outboxes.signal(&endpoint);
+            let _ = signal
+                .backlog
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_sub(deleted))
+                });
+            signal.drained.notify_waiters();
         }
     }
 }

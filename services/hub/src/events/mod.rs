@@ -1,8 +1,10 @@
-//! The built-in `events` endpoint: a durable, retained stream of device messages in
-//! `<data_dir>/events.db`, appended with group commits and read by position.
+//! The hub's journal (`<data_dir>/events.db`): the built-in `events` stream, durable and retained,
+//! and the outbox of every custom endpoint, all appended with group commits by one writer.
 
 mod journal;
+mod outbox;
 mod store;
 
-pub use journal::{AppendError, Journal, JournalConfig};
+pub use journal::{AppendError, Copy, Destination, Journal, JournalConfig};
+pub use outbox::{OutboxReader, OutboxRow, OutboxSignal, Outboxes, PendingBlob};
 pub use store::{EventRow, EventsReader, StoreError};

@@ -54,6 +54,7 @@ pub(crate) fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, Sto
     // Checkpoints run on their own thread (see `checkpoint`), never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(super::outbox::SCHEMA)?;
     Ok(conn)
 }
 
@@ -69,24 +70,16 @@ pub(crate) fn stored_bytes(conn: &Connection) -> Result<u64, StoreError> {
     Ok(u64::try_from(total).unwrap_or(0))
 }
 
-/// Inserts `rows` (enqueued_ms, device_id, payload) in one transaction; returns their positions.
-pub(crate) fn insert_batch(
-    conn: &mut Connection,
-    rows: &[(i64, &str, &[u8])],
-) -> Result<Vec<u64>, StoreError> {
-    let tx = conn.transaction()?;
-    let mut seqs = Vec::with_capacity(rows.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (enqueued_ms, device_id, size, payload) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (enqueued_ms, device_id, payload) in rows {
-            insert.execute(params![enqueued_ms, device_id, payload.len() as i64, payload])?;
-            seqs.push(u64::try_from(tx.last_insert_rowid()).unwrap_or(0));
-        }
-    }
-    tx.commit()?;
-    Ok(seqs)
+/// Inserts one event in `tx`; returns its position.
+pub(crate) fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    enqueued_ms: i64,
+    device_id: &str,
+    payload: &[u8],
+) -> Result<u64, StoreError> {
+    tx.prepare_cached("INSERT INTO events (enqueued_ms, device_id, size, payload) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![enqueued_ms, device_id, payload.len() as i64, payload])?;
+    Ok(u64::try_from(tx.last_insert_rowid()).unwrap_or(0))
 }
 
 /// Deletes events older than `cutoff_ms`, then the oldest until at most `max_bytes` remain.

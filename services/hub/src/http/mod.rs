@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod health;
 mod registry;
 mod telemetry;
 mod websocket;
@@ -53,6 +54,7 @@ fn routes(config: &mut web::ServiceConfig) {
             web::post().to(telemetry::send_event),
         )
         .route("/events", web::get().to(events::stream_events))
+        .route("/routingEndpointsHealth", web::get().to(health::endpoints_health))
         .route("/$iothub/websocket", web::get().to(websocket::upgrade));
 }
 

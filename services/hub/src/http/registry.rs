@@ -67,6 +67,16 @@ pub(crate) async fn put_device(
         hub.live.revoke_device(&device.device_id);
     }
     tracing::info!(device_id = %device.device_id, created, "device saved");
+    if created {
+        let _ = hub
+            .ingest
+            .emit(crate::notifications::lifecycle(
+                &hub.config.hub_name,
+                &device,
+                true,
+            ))
+            .await;
+    }
     Ok(with_etag(&device))
 }
 
@@ -102,9 +112,17 @@ pub(crate) async fn delete_device(
     let if_match = if_match(&request);
     let registry = Arc::clone(&hub.registry);
     let device_id = id.clone();
-    web::block(move || registry.delete(&device_id, if_match.as_deref()))
+    let deleted = web::block(move || registry.delete(&device_id, if_match.as_deref()))
         .await
         .map_err(|e| ApiError::internal(&e))??;
+    let _ = hub
+        .ingest
+        .emit(crate::notifications::lifecycle(
+            &hub.config.hub_name,
+            &deleted,
+            false,
+        ))
+        .await;
     hub.live.revoke_device(&id);
     tracing::info!(device_id = %id, "device deleted");
     Ok(HttpResponse::NoContent().finish())

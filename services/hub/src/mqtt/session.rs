@@ -122,6 +122,15 @@ where
         .clone();
     gauge.inc();
     identity.device.set_connected(true);
+    emit(
+        &hub,
+        crate::notifications::connection_state(
+            &hub.config.hub_name,
+            identity.device.id(),
+            identity.module_id.as_deref(),
+            true,
+        ),
+    );
     tracing::info!(client_id = %connect.client_id, transport, clean_session = connect.clean_session, "device connected");
 
     let subscriptions = stored.unwrap_or_default();
@@ -137,6 +146,15 @@ where
     gauge.dec();
     if !matches!(end, End::Evicted(Eviction::Replaced)) {
         identity.device.set_connected(false);
+        emit(
+            &hub,
+            crate::notifications::connection_state(
+                &hub.config.hub_name,
+                identity.device.id(),
+                identity.module_id.as_deref(),
+                false,
+            ),
+        );
     }
     if let End::Violation(reason) | End::Refused(reason) = end {
         hub.metrics
@@ -148,6 +166,16 @@ where
     if end.sends_will() {
         publish_will(&hub, &identity, &connect);
     }
+}
+
+/// Routes an event the hub emits, in the background (nothing waits for it to be acknowledged).
+fn emit(hub: &Hub, message: Message) {
+    let stored = hub.ingest.emit(message);
+    tokio::spawn(async move {
+        if let Err(error) = stored.await {
+            tracing::warn!(%error, "connection-state event not stored");
+        }
+    });
 }
 
 fn refuse_protocol(hub: &Hub, reason: &'static str) {

@@ -13,4 +13,7 @@ mod mqtt_publish;
 mod mqtt_session;
 mod registry_api;
 mod route_test;
+mod routing_config;
+mod routing_router;
+mod storage_endpoint;
 mod support;
