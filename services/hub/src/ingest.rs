@@ -223,7 +223,7 @@ impl Ingest {
             return Ok(());
         }
         for outbox in &prepared.outboxes {
-            self.wait_for_room(outbox).await;
+            self.wait_for_room(outbox).await?;
         }
         self.journal
             .append(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
@@ -232,15 +232,20 @@ impl Ingest {
     }
 
     /// Waits while `outbox` holds more than the bound (its dispatcher is behind or its endpoint down).
-    async fn wait_for_room(&self, outbox: &OutboxSignal) {
+    /// Gives up when the hub shuts down, since the dispatchers stop then and room would never come:
+    /// the message is not acknowledged and the device sends it again.
+    async fn wait_for_room(&self, outbox: &OutboxSignal) -> Result<(), IngestError> {
         loop {
             let drained = outbox.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
             if outbox.backlog() <= self.max_backlog {
-                return;
+                return Ok(());
             }
-            drained.await;
+            tokio::select! {
+                () = drained => {}
+                () = self.routes.shutdown().wait() => return Err(AppendError::Closed.into()),
+            }
         }
     }
 }

@@ -161,6 +161,11 @@ impl LiveRouting {
         self.current.load_full()
     }
 
+    /// The hub's shutdown, which also stops the dispatchers.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
     /// Replaces the routing, then starts, stops or restarts dispatchers to match its endpoints.
     pub fn replace(&self, routing: Routing) {
         self.current.store(Arc::new(routing));
@@ -255,17 +260,40 @@ fn spawn_dispatcher(context: DispatchContext, endpoint: &Endpoint, hub_name: &st
     }
 }
 
-/// Reloads on SIGHUP and when the routing file changes, until shutdown.
-pub async fn watch(live: Arc<LiveRouting>, config: HubConfig) {
+/// Reloads on SIGHUP and when the routing file changes, until shutdown. The SIGHUP handler is
+/// installed by this call, before the returned task first runs, so a SIGHUP right after start-up
+/// cannot take SIGHUP's default action (ending the hub). Call it within the runtime.
+pub fn watch(
+    live: Arc<LiveRouting>,
+    config: HubConfig,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let Some(file) = config.routing.file.clone() else {
-        return;
-    };
-    let mut hangup = match signal(SignalKind::hangup()) {
+    // Listen for SIGHUP even without a routing file: its default action would end the hub.
+    let hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGHUP; the routing file is only watched");
             None
+        }
+    };
+    watch_with(live, config, hangup)
+}
+
+async fn watch_with(
+    live: Arc<LiveRouting>,
+    config: HubConfig,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
+    let Some(file) = config.routing.file.clone() else {
+        let Some(mut hangup) = hangup else { return };
+        loop {
+            tokio::select! {
+                () = live.shutdown.wait() => return,
+                received = hangup.recv() => match received {
+                    Some(()) => tracing::info!(reason = "SIGHUP", "no routing file to reload"),
+                    None => return,
+                },
+            }
         }
     };
     let interval = Duration::from_secs(config.routing.watch_interval_secs);
