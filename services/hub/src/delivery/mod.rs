@@ -15,25 +15,11 @@ use service_kit::Shutdown;
 
 pub use backoff::Backoff;
 pub use health::{EndpointHealth, EndpointHealthData, HealthStatus};
-pub use queue::{QueueDispatch, QueueTarget, to_queue_message};
+pub use queue::{QueueBatch, QueueDispatch, QueueTarget, batches, run_queue_dispatcher, to_queue_message};
 pub use storage::{run_storage_dispatcher, storage_encoding};
 
-use crate::events::{Journal, OutboxReader, OutboxRow};
+use crate::events::{AppendError, Journal, OutboxReader, OutboxRow};
 use crate::metrics::{EndpointHealthLabel, EndpointLabel, RoutingMetrics};
-
-/// What one delivery attempt did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Rows up to `up_to` are delivered (`count` messages).
-    Delivered {
-        /// Last delivered outbox id.
-        up_to: u64,
-        /// Messages delivered.
-        count: usize,
-    },
-    /// Nothing was delivered; the error is for health and logs (no secrets).
-    Failed(String),
-}
 
 /// Everything a dispatcher needs besides its endpoint.
 #[derive(Debug, Clone)]
@@ -132,65 +118,6 @@ impl DispatchContext {
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
             () = self.shutdown.wait() => false,
-        }
-    }
-}
-
-/// Delivers a queue endpoint's outbox until shutdown.
-pub async fn run_queue_dispatcher(context: DispatchContext, target: QueueTarget) {
-    let mut dispatch = QueueDispatch::new(target);
-    let signal = context.journal.outboxes().signal(&context.endpoint);
-    let mut newest = signal.newest.subscribe();
-    let mut reader = None;
-    let mut cursor = 0u64;
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
-    context.publish_state();
-    // Say early whether the queue is reachable, rather than at the first message.
-    match dispatch.probe().await {
-        Ok(()) => context.health.success(),
-        Err(error) => context.failed(&error),
-    }
-    while !context.shutdown.is_triggered() {
-        let _ = newest.borrow_and_update();
-        let rows = match context.read(&mut reader, cursor, QueueDispatch::BATCH).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                context.failed(&format!("reading the outbox: {error}"));
-                if !context.pause(backoff.next_delay()).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        if rows.is_empty() {
-            tokio::select! {
-                changed = newest.changed() => if changed.is_err() { return },
-                () = context.shutdown.wait() => return,
-            }
-            continue;
-        }
-        match dispatch.deliver(&rows).await {
-            Outcome::Delivered { up_to, count } => {
-                if let Err(error) = context
-                    .journal
-                    .settle(Arc::clone(&context.endpoint), up_to, None)
-                    .await
-                {
-                    // Delivered but not settled: redelivered after a restart (at least once).
-                    tracing::warn!(endpoint = %context.endpoint, %error, "could not settle delivered messages");
-                    return;
-                }
-                cursor = up_to;
-                backoff.reset();
-                let delivered: Vec<OutboxRow> = rows.into_iter().take_while(|r| r.id <= up_to).collect();
-                context.delivered(count, &delivered);
-            }
-            Outcome::Failed(error) => {
-                context.failed(&error);
-                if !context.pause(backoff.next_delay()).await {
-                    return;
-                }
-            }
         }
     }
 }
