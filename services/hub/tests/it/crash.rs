@@ -4,14 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Outgoing, QoS};
-use serde_json::json;
 
 use crate::support::events::{message_id, read_events};
 use crate::support::mqtt::{MqttDevice, Outcome};
 use crate::support::process::{HubProcess, write_config};
-use crate::support::{
-    Answer, HOST, OWNER, device_from, plain_http_client, random_key, service_token, valid_expiry, within,
-};
+use crate::support::{HOST, OWNER, plain_http_client, random_key, service_token, valid_expiry, within};
 
 /// Acknowledged messages before the kill.
 const ACKED_BEFORE_KILL: usize = 500;
@@ -83,29 +80,7 @@ async fn every_acknowledged_message_survives_kill_9() {
     let http = plain_http_client();
 
     let mut hub = HubProcess::start(&config, &dir.path().join("first.log")).await;
-    let url = format!(
-        "http://{}/devices/dev1?api-version={}",
-        hub.http,
-        iothub_protocol::API_VERSION
-    );
-    let response = http
-        .put(url)
-        .header("authorization", &owner)
-        .json(&json!({"deviceId": "dev1"}))
-        .send()
-        .await
-        .unwrap();
-    let etag = response
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().trim_matches('"').to_owned());
-    let answer = Answer {
-        status: response.status(),
-        etag,
-        body: response.json().await.unwrap(),
-    };
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let device = device_from(&answer);
+    let device = hub.create_device("dev1", &owner).await;
 
     let (acked, sent) = publish_until_killed(&mut hub, &device.token()).await;
     assert!(

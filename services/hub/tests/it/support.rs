@@ -1,13 +1,16 @@
 //! The test hub: the real `hub::serve::run` on random loopback ports in a temporary data directory,
 //! stopped when dropped, with typed clients for everything a test touches: the registry API, SAS
 //! tokens, MQTT devices over TCP and TLS ([`mqtt`]), HTTPS telemetry, and the `events` stream
-//! ([`events`]). [`process`] runs the `hub` binary instead, for tests that kill it.
+//! ([`events`]). [`process`] runs the `hub` binary instead, for tests that kill it. Routing tests
+//! add real endpoint backends ([`backends`]) and the tutorial's routing ([`routing`]).
 //!
 //! Logs stay silent unless `TEST_LOG` is set.
 
+pub(crate) mod backends;
 pub(crate) mod events;
 pub(crate) mod mqtt;
 pub(crate) mod process;
+pub(crate) mod routing;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -85,6 +88,8 @@ pub(crate) struct Device {
     pub(crate) secondary_key: SharedAccessKey,
     /// The etag after creation.
     pub(crate) etag: String,
+    /// The registry's `generationId` (stamped on its messages as the auth generation id).
+    pub(crate) generation_id: String,
 }
 
 impl Device {
@@ -396,6 +401,7 @@ pub(crate) fn device_from(answer: &Answer) -> Device {
         primary_key: key("primaryKey"),
         secondary_key: key("secondaryKey"),
         etag: answer.etag.clone().unwrap(),
+        generation_id: answer.body["generationId"].as_str().unwrap().to_owned(),
     }
 }
 

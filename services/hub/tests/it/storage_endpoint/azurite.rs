@@ -1,135 +1,36 @@
 //! The sink against Azurite (npm `azurite`), one instance per test on a random port, started and
 //! stopped with `scripts/services/azurite`, so stopping it mid-test affects no other test.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use hub::endpoints::storage::connection::DEV_ACCOUNT_KEY;
 use hub::endpoints::storage::{Encoding, SinkErrorKind, StorageSink, StorageSinkConfig, encode_blob};
 
 use super::{SECRET_KEY, read_avro, telemetry_batch, time};
+use hub::endpoints::storage::connection::DEV_ACCOUNT_KEY;
+
+use crate::support::backends::Azurite;
 
 const FORMAT: &str = "{iothub}/{partition}/{YYYY}/{MM}/{DD}/{HH}/{mm}";
 
-/// One Azurite blob service, stopped when dropped (and by the script's owner watch if this test
-/// process dies first).
-struct Azurite {
-    port: u16,
-    pid: Option<u32>,
-    location: PathBuf,
-    _data: tempfile::TempDir,
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services/azurite")
-}
-
-impl Azurite {
-    /// Installs Azurite if needed (npm, once per machine) and starts an instance on a free port.
-    fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let location = data.path().to_owned();
-        let (port, pid) = launch(None, &location);
-        Azurite {
-            port,
-            pid: Some(pid),
-            location,
-            _data: data,
-        }
-    }
-
-    /// Stops the instance (its data stays).
-    fn stop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let status = Command::new(script())
-                .arg("stop")
-                .arg(pid.to_string())
-                .status()
-                .unwrap();
-            assert!(status.success(), "stopping azurite {pid}");
-        }
-    }
-
-    /// Starts it again on the same port with the same data.
-    fn restart(&mut self) {
-        assert!(self.pid.is_none(), "restart after stop");
-        let (_, pid) = launch(Some(self.port), &self.location);
-        self.pid = Some(pid);
-    }
-
-    /// The explicit connection string for this instance with `key`.
-    fn connection_string_with_key(&self, key: &str) -> String {
-        format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-            self.port
-        )
-    }
-
-    fn connection_string(&self) -> String {
-        self.connection_string_with_key(DEV_ACCOUNT_KEY)
-    }
-
-    fn config(&self, container: &str, encoding: Encoding) -> StorageSinkConfig {
-        StorageSinkConfig::new(
-            &self.connection_string(),
-            container,
-            "ContosoTestHub",
-            FORMAT,
-            encoding,
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let _ = Command::new(script()).arg("stop").arg(pid.to_string()).status();
-        }
-    }
-}
-
-/// Runs the script's `start`; returns (port, pid).
-fn launch(port: Option<u16>, location: &std::path::Path) -> (u16, u32) {
-    let mut command = Command::new(script());
-    command
-        .arg("start")
-        .arg("--location")
-        .arg(location)
-        .arg("--owner")
-        .arg(std::process::id().to_string());
-    if let Some(port) = port {
-        command.arg("--port").arg(port.to_string());
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "azurite start failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let value = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
-            .to_owned()
-    };
-    (
-        value("AZURITE_BLOB_PORT").parse().unwrap(),
-        value("AZURITE_PID").parse().unwrap(),
+/// A sink configuration for `container` in `azurite`.
+fn config(azurite: &Azurite, container: &str, encoding: Encoding) -> StorageSinkConfig {
+    StorageSinkConfig::new(
+        &azurite.connection_string(),
+        container,
+        "ContosoTestHub",
+        FORMAT,
+        encoding,
     )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn azurite_sink_writes_lists_and_never_overwrites() {
     let azurite = Azurite::start();
-    let sink = StorageSink::connect(azurite.config("storagecontainer", Encoding::Json))
+    let sink = StorageSink::connect(config(&azurite, "storagecontainer", Encoding::Json))
         .await
         .unwrap();
     sink.probe().await.unwrap();
     // Connecting again finds the container there.
-    StorageSink::connect(azurite.config("storagecontainer", Encoding::Json))
+    StorageSink::connect(config(&azurite, "storagecontainer", Encoding::Json))
         .await
         .unwrap();
 
@@ -167,7 +68,7 @@ async fn azurite_sink_writes_lists_and_never_overwrites() {
     );
 
     // Avro into a second container, created on connect.
-    let avro = StorageSink::connect(azurite.config("avrocontainer", Encoding::Avro))
+    let avro = StorageSink::connect(config(&azurite, "avrocontainer", Encoding::Avro))
         .await
         .unwrap();
     let written = avro
@@ -187,7 +88,7 @@ async fn azurite_sink_writes_lists_and_never_overwrites() {
 async fn azurite_container_missing_at_write_time_is_created() {
     let azurite = Azurite::start();
     // `new` does no IO: the container does not exist yet.
-    let sink = StorageSink::new(azurite.config("latecontainer", Encoding::Json)).unwrap();
+    let sink = StorageSink::new(config(&azurite, "latecontainer", Encoding::Json)).unwrap();
     assert_eq!(sink.probe().await.unwrap_err().kind(), SinkErrorKind::NotFound);
     let written = sink
         .write_blob(&telemetry_batch(1, "d1"), time("2018-10-30T10:56:00Z"))
@@ -200,7 +101,7 @@ async fn azurite_container_missing_at_write_time_is_created() {
 #[tokio::test]
 async fn stopping_azurite_makes_the_sink_unreachable_until_it_returns() {
     let mut azurite = Azurite::start();
-    let sink = StorageSink::connect(azurite.config("storagecontainer", Encoding::Json))
+    let sink = StorageSink::connect(config(&azurite, "storagecontainer", Encoding::Json))
         .await
         .unwrap();
     let before = sink

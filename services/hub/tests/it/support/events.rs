@@ -25,12 +25,43 @@ pub(crate) async fn read_events(
     base: &str,
     authorization: &str,
     device: &str,
-    mut stop: impl FnMut(&Event) -> bool,
+    stop: impl FnMut(&Event) -> bool,
 ) -> Vec<Event> {
     let url = format!(
         "{base}/events?from=earliest&device={device}&api-version={}",
         iothub_protocol::API_VERSION
     );
+    read_stream(
+        client,
+        &url,
+        authorization,
+        &format!("the events of {device}"),
+        stop,
+    )
+    .await
+}
+
+/// Every device's events from the start of the stream at `base`, until `stop` says so.
+pub(crate) async fn read_all_events(
+    client: &reqwest::Client,
+    base: &str,
+    authorization: &str,
+    stop: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
+    let url = format!(
+        "{base}/events?from=earliest&api-version={}",
+        iothub_protocol::API_VERSION
+    );
+    read_stream(client, &url, authorization, "the events of every device", stop).await
+}
+
+async fn read_stream(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: &str,
+    what: &str,
+    mut stop: impl FnMut(&Event) -> bool,
+) -> Vec<Event> {
     let response = within(
         "the events stream to open",
         client.get(url).header("authorization", authorization).send(),
@@ -40,7 +71,7 @@ pub(crate) async fn read_events(
     assert_eq!(response.status(), reqwest::StatusCode::OK, "GET /events");
     let mut stream = response.bytes_stream().eventsource();
     let mut events = Vec::new();
-    within(&format!("the events of {device}"), async {
+    within(what, async {
         while let Some(event) = stream.next().await {
             let event = event.unwrap();
             let event = Event {
@@ -84,6 +115,17 @@ impl TestHub {
             seen += 1;
             seen == count
         })
+        .await
+    }
+
+    /// Every device's events from the start, up to and including the one with message id `marker`.
+    pub(crate) async fn all_events_until_marker(&self, marker: &str) -> Vec<Event> {
+        read_all_events(
+            self.client(),
+            &format!("http://{}", self.http),
+            &self.owner_token(),
+            |event| message_id(event) == marker,
+        )
         .await
     }
 

@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use iothub_protocol::sas::SharedAccessKey;
+use rumqttc::MqttOptions;
 use serde_json::Value;
 
-use super::{OWNER, within};
+use super::{Answer, Device, HOST, OWNER, device_from, plain_http_client, within};
 
 /// A running `hub serve`.
 #[derive(Debug)]
@@ -26,8 +27,13 @@ pub(crate) struct HubProcess {
 /// Writes a configuration for a hub with its data in `dir`, plain-text listeners on random loopback
 /// ports, and the `iothubowner` policy keyed with `owner_key`.
 pub(crate) fn write_config(dir: &Path, owner_key: &SharedAccessKey) -> PathBuf {
+    write_config_with(dir, owner_key, "")
+}
+
+/// [`write_config`] with `extra` YAML (top-level keys, e.g. a `routing:` section) appended.
+pub(crate) fn write_config_with(dir: &Path, owner_key: &SharedAccessKey, extra: &str) -> PathBuf {
     let path = dir.join("hub.yaml");
-    let config = format!(
+    let mut config = format!(
         r#"hub_name: testhub
 host_names: [localhost]
 data_dir: {data}
@@ -48,6 +54,7 @@ telemetry:
         data = dir.join("data").display(),
         key = owner_key.expose_secret(),
     );
+    config.push_str(extra);
     std::fs::write(&path, config).unwrap();
     path
 }
@@ -99,6 +106,78 @@ impl HubProcess {
     /// Its log so far.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its JSON log lines so far.
+    pub(crate) fn log_lines(&self) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP (reload the routing).
+    pub(crate) fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -HUP {}", self.child.id());
+    }
+
+    /// `http://host:port` of its API.
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Creates device `id` through the registry API with the owner's token.
+    pub(crate) async fn create_device(&self, id: &str, owner_token: &str) -> Device {
+        let url = format!(
+            "{}/devices/{id}?api-version={}",
+            self.base_url(),
+            iothub_protocol::API_VERSION
+        );
+        let response = within(
+            "the registry to answer",
+            plain_http_client()
+                .put(url)
+                .header("authorization", owner_token)
+                .json(&serde_json::json!({"deviceId": id}))
+                .send(),
+        )
+        .await
+        .unwrap();
+        let etag = response
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().trim_matches('"').to_owned());
+        let answer = Answer {
+            status: response.status(),
+            etag,
+            body: response.json().await.unwrap(),
+        };
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        device_from(&answer)
+    }
+
+    /// MQTT options for `device` over plain TCP.
+    pub(crate) fn mqtt_options(&self, device: &Device) -> MqttOptions {
+        let mut options = MqttOptions::new(device.id.clone(), "127.0.0.1", self.mqtt_tcp.port());
+        options.set_credentials(
+            format!(
+                "{HOST}/{}/?api-version={}",
+                device.id,
+                iothub_protocol::API_VERSION
+            ),
+            device.token(),
+        );
+        options.set_keep_alive(Duration::from_secs(60));
+        options
     }
 }
 
