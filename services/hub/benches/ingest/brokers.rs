@@ -60,13 +60,13 @@ impl Mosquitto {
         Ok(Mosquitto { child, addr })
     }
 
-    pub(crate) fn devices(&self, count: usize) -> Vec<Device> {
+    pub(crate) fn devices(&self, count: usize, properties: &str) -> Vec<Device> {
         (0..count)
             .map(|i| Device {
                 client_id: format!("dev{i}"),
                 username: None,
                 password: None,
-                topic: format!("devices/dev{i}/messages/events/"),
+                topic: format!("devices/dev{i}/messages/events/{properties}"),
             })
             .collect()
     }
@@ -79,17 +79,48 @@ impl Drop for Mosquitto {
     }
 }
 
+/// The queue the routed scenarios send `level="critical"` messages to.
+pub(crate) const CRITICAL_QUEUE: &str = "critical";
+
+fn queue_connection(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("queues.db").display())
+}
+
+/// The tutorial's critical route: `level="critical"` to an embedded SQLite queue, fallback on.
+fn write_routing(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let routing = serde_json::json!({
+        "endpoints": {"serviceBusQueues": [{
+            "name": "CriticalQueue",
+            "connectionString": queue_connection(data_dir),
+            "entityPath": CRITICAL_QUEUE,
+        }]},
+        "routes": [{
+            "name": "critical", "source": "DeviceMessages", "condition": "level=\"critical\"",
+            "endpointNames": ["CriticalQueue"], "isEnabled": true,
+        }],
+        "fallbackRoute": {
+            "name": "$fallback", "source": "DeviceMessages", "condition": "true",
+            "endpointNames": ["events"], "isEnabled": true,
+        },
+    });
+    let path = data_dir.join("routing.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&routing)?)?;
+    Ok(path)
+}
+
 /// The hub running in this process on its own runtime; shut down on drop.
 pub(crate) struct Hub {
     pub(crate) addr: SocketAddr,
     pub(crate) data_dir: PathBuf,
+    routed: bool,
     keys: Vec<(String, SharedAccessKey)>,
     shutdown: Shutdown,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Hub {
-    pub(crate) fn start(dir: &Path, devices: usize) -> anyhow::Result<Hub> {
+    /// `routed`: with [`write_routing`]'s routing; otherwise everything goes to `events`.
+    pub(crate) async fn start(dir: &Path, devices: usize, routed: bool) -> anyhow::Result<Hub> {
         let data_dir = dir.join(format!("hub-{}", free_port()));
         std::fs::create_dir_all(&data_dir)?;
         let mut keys = Vec::new();
@@ -116,6 +147,15 @@ impl Hub {
         config.listeners.mqtt_tcp = Some("127.0.0.1:0".parse()?);
         config.events.sync = SyncMode::Full;
         config.limits.max_inflight_per_connection = 1024;
+        if routed {
+            config.routing.file = Some(write_routing(&data_dir)?);
+            // As on Azure, the hub sends to a queue that exists; it does not create it.
+            let client = queue::QueueClient::connect(&queue_connection(&data_dir)).await?;
+            client
+                .create_queue(CRITICAL_QUEUE, &queue::QueueOptions::default())
+                .await?;
+            client.close().await;
+        }
         let listeners = hub::serve::Listeners::bind(&config)?;
         let addr = listeners
             .mqtt_tcp
@@ -130,21 +170,24 @@ impl Hub {
                 .worker_threads(2)
                 .enable_all()
                 .build();
-            if let Ok(runtime) = runtime {
-                let _ = runtime.block_on(hub::serve::run(config, listeners, stop));
+            if let Ok(runtime) = runtime
+                && let Err(error) = runtime.block_on(hub::serve::run(config, listeners, stop))
+            {
+                eprintln!("hub stopped: {error:#}");
             }
         });
         wait_for(addr);
         Ok(Hub {
             addr,
             data_dir,
+            routed,
             keys,
             shutdown,
             thread: Some(thread),
         })
     }
 
-    pub(crate) fn devices(&self, count: usize) -> Vec<Device> {
+    pub(crate) fn devices(&self, count: usize, properties: &str) -> Vec<Device> {
         let expiry = expiry_after(SystemTime::now(), Duration::from_secs(3600));
         self.keys
             .iter()
@@ -156,10 +199,22 @@ impl Hub {
                     client_id: id.clone(),
                     username: Some(format!("localhost/{id}/?api-version=2021-04-12")),
                     password: Some(token.expose_secret()),
-                    topic: format!("devices/{id}/messages/events/"),
+                    topic: format!("devices/{id}/messages/events/{properties}"),
                 }
             })
             .collect()
+    }
+
+    /// Messages in the critical queue (routed hubs), or `None`.
+    pub(crate) async fn queued(&self) -> Option<u64> {
+        if !self.routed {
+            return None;
+        }
+        let client = queue::QueueClient::connect(&queue_connection(&self.data_dir))
+            .await
+            .ok()?;
+        let critical = client.queue(CRITICAL_QUEUE).await.ok()?;
+        critical.len().await.ok()
     }
 
     /// Events committed so far.

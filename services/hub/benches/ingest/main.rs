@@ -1,8 +1,10 @@
 //! Hub ingest beside Mosquitto, in one run on one machine: QoS 1 ingest, QoS 0 ingest, 256 devices,
-//! and publish→PUBACK latency at a paced 10k msg/s. Every scenario runs `RUNS` times (default 3),
+//! and publish→PUBACK latency at a paced 10k msg/s; the QoS 1 and paced runs again with the hub
+//! routing every message (`level="critical"`) to an embedded SQLite queue, as in the tutorial. Every scenario runs `RUNS` times (default 3),
 //! interleaved, and the medians and ratios are printed as the table in docs/PERFORMANCE.md.
 //!
-//! `cargo bench -p hub --bench ingest` (set `RUNS`, `SECONDS` to change the length).
+//! `cargo bench -p hub --bench ingest` (set `RUNS`, `SECONDS` to change the length, `ONLY=text` to
+//! run only the scenarios whose name contains `text`).
 
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +42,8 @@ struct Scenario {
     inflight: usize,
     rate: Option<u64>,
     tuned_mosquitto: bool,
+    /// Messages carry `level=critical` and the hub routes them to the SQLite queue.
+    routed: bool,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -50,6 +54,7 @@ const SCENARIOS: &[Scenario] = &[
         inflight: 64,
         rate: None,
         tuned_mosquitto: false,
+        routed: false,
     },
     Scenario {
         name: "QoS 0 ingest, 16 devices",
@@ -58,6 +63,7 @@ const SCENARIOS: &[Scenario] = &[
         inflight: 64,
         rate: None,
         tuned_mosquitto: false,
+        routed: false,
     },
     Scenario {
         name: "QoS 1 ingest, 256 devices (inflight 16)",
@@ -66,6 +72,7 @@ const SCENARIOS: &[Scenario] = &[
         inflight: 16,
         rate: None,
         tuned_mosquitto: false,
+        routed: false,
     },
     Scenario {
         name: "QoS 1 paced 10k msg/s, 16 devices",
@@ -74,12 +81,38 @@ const SCENARIOS: &[Scenario] = &[
         inflight: 64,
         rate: Some(10_000),
         tuned_mosquitto: true,
+        routed: false,
+    },
+    Scenario {
+        name: "QoS 1 ingest routed to SQLite queue, 16 devices (inflight 64)",
+        kind: Kind::Qos1,
+        devices: 16,
+        inflight: 64,
+        rate: None,
+        tuned_mosquitto: false,
+        routed: true,
+    },
+    Scenario {
+        name: "QoS 1 paced 10k msg/s routed to SQLite queue, 16 devices",
+        kind: Kind::Paced,
+        devices: 16,
+        inflight: 64,
+        rate: Some(10_000),
+        tuned_mosquitto: true,
+        routed: true,
     },
 ];
+
+/// The property bag of the routed scenarios' topics (sent to Mosquitto too, so topics match).
+fn properties(scenario: &Scenario) -> &'static str {
+    if scenario.routed { "level=critical" } else { "" }
+}
 
 #[derive(Default, Clone, Copy)]
 struct Sample {
     rate: f64,
+    /// Routed hub: messages that reached the queue per second in the same window.
+    queued_rate: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
@@ -93,6 +126,7 @@ fn sample(kind: Kind, outcome: &Outcome, committed: Option<u64>) -> Sample {
     let h = &outcome.latency_us;
     Sample {
         rate: count as f64 / outcome.seconds,
+        queued_rate: 0.0,
         p50_ms: h.value_at_quantile(0.50) as f64 / 1000.0,
         p99_ms: h.value_at_quantile(0.99) as f64 / 1000.0,
     }
@@ -124,7 +158,12 @@ fn load(
 async fn run_mosquitto(dir: &std::path::Path, scenario: &Scenario, seconds: u64) -> Sample {
     let broker = Mosquitto::start(dir, scenario.tuned_mosquitto).expect("mosquitto starts");
     let counters = Arc::new(Counters::default());
-    let mut load = load(scenario, broker.addr, broker.devices(scenario.devices), seconds);
+    let mut load = load(
+        scenario,
+        broker.addr,
+        broker.devices(scenario.devices, properties(scenario)),
+        seconds,
+    );
     let subscriber = if matches!(scenario.kind, Kind::Qos0) {
         load.window = Some(2000);
         Some(
@@ -145,22 +184,35 @@ async fn run_mosquitto(dir: &std::path::Path, scenario: &Scenario, seconds: u64)
 }
 
 async fn run_hub(dir: &std::path::Path, scenario: &Scenario, seconds: u64) -> Sample {
-    let hub = Arc::new(Hub::start(dir, scenario.devices).expect("hub starts"));
+    let hub = Arc::new(
+        Hub::start(dir, scenario.devices, scenario.routed)
+            .await
+            .expect("hub starts"),
+    );
     let counters = Arc::new(Counters::default());
-    let load = load(scenario, hub.addr, hub.devices(scenario.devices), seconds);
+    let devices = hub.devices(scenario.devices, properties(scenario));
+    let load = load(scenario, hub.addr, devices, seconds);
     let watcher = {
         let hub = Arc::clone(&hub);
         let (warmup, duration) = (load.warmup, load.duration);
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
-            let before = hub.committed();
+            let (before, queued_before) = (hub.committed(), hub.queued().await);
             tokio::time::sleep(duration).await;
-            hub.committed() - before
+            let (after, queued_after) = (hub.committed(), hub.queued().await);
+            let queued = queued_before.zip(queued_after).map(|(b, a)| a.saturating_sub(b));
+            (after - before, queued)
         })
     };
     let outcome = loadgen::run(&load, Arc::clone(&counters)).await.expect("hub run");
-    let committed = watcher.await.ok();
-    let result = sample(scenario.kind, &outcome, committed);
+    let (committed, queued) = match watcher.await {
+        Ok((committed, queued)) => (Some(committed), queued),
+        Err(_) => (None, None),
+    };
+    let mut result = sample(scenario.kind, &outcome, committed);
+    if let Some(queued) = queued {
+        result.queued_rate = queued as f64 / load.duration.as_secs_f64();
+    }
     drop(Arc::into_inner(hub));
     result
 }
@@ -179,6 +231,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let scenarios: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| s.name.contains(only.as_str()))
+        .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -186,14 +243,14 @@ fn main() {
         .build()
         .unwrap();
     let mut results: Vec<(Vec<Sample>, Vec<Sample>)> =
-        SCENARIOS.iter().map(|_| (Vec::new(), Vec::new())).collect();
+        scenarios.iter().map(|_| (Vec::new(), Vec::new())).collect();
     for run in 0..runs {
-        for (i, scenario) in SCENARIOS.iter().enumerate() {
+        for (i, scenario) in scenarios.iter().enumerate() {
             let m = runtime.block_on(run_mosquitto(dir.path(), scenario, seconds));
             let h = runtime.block_on(run_hub(dir.path(), scenario, seconds));
             eprintln!(
-                "run {run} {}: mosquitto {:.0}/s p99 {:.2} ms | hub {:.0}/s p99 {:.2} ms",
-                scenario.name, m.rate, m.p99_ms, h.rate, h.p99_ms
+                "run {run} {}: mosquitto {:.0}/s p99 {:.2} ms | hub {:.0}/s p99 {:.2} ms, queued {:.0}/s",
+                scenario.name, m.rate, m.p99_ms, h.rate, h.p99_ms, h.queued_rate
             );
             results[i].0.push(m);
             results[i].1.push(h);
@@ -206,7 +263,7 @@ fn main() {
         "| scenario | Mosquitto msg/s | hub msg/s | hub ÷ Mosquitto | Mosquitto p50 / p99 ms | hub p50 / p99 ms | hub p99 ÷ Mosquitto p99 |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (scenario, (m, h)) in SCENARIOS.iter().zip(&results) {
+    for (scenario, (m, h)) in scenarios.iter().zip(&results) {
         let (mr, hr) = (
             median(m.iter().map(|s| s.rate).collect()),
             median(h.iter().map(|s| s.rate).collect()),
@@ -241,5 +298,15 @@ fn main() {
             latency(h50, h99),
             latency_ratio
         );
+    }
+    println!();
+    for (scenario, (_, h)) in scenarios.iter().zip(&results) {
+        if scenario.routed {
+            println!(
+                "- {}: messages that reached the queue in the same window, median {:.0}/s.",
+                scenario.name,
+                median(h.iter().map(|s| s.queued_rate).collect())
+            );
+        }
     }
 }
