@@ -126,10 +126,10 @@ impl ConnectionConfig {
     /// Parses a connection string.
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        if let Some(rest) = text.strip_prefix("sqlite://") {
+        if let Some(rest) = strip_scheme(text, "sqlite://") {
             return parse_sqlite(rest).map(Self::Sqlite);
         }
-        if text.starts_with("amqp://") || text.starts_with("amqps://") {
+        if strip_scheme(text, "amqp://").is_some() || strip_scheme(text, "amqps://").is_some() {
             return parse_amqp(text).map(Self::Amqp);
         }
         if text.contains('=') && text.contains(';') || text.to_ascii_lowercase().starts_with("endpoint=") {
@@ -139,6 +139,16 @@ impl ConnectionConfig {
             "scheme",
             "expected sqlite://<path>, amqp[s]://user:pass@host:port or Endpoint=sb://...;SharedAccessKeyName=...",
         ))
+    }
+}
+
+/// `text` after `scheme`, which matches in any case (URL schemes are case-insensitive).
+fn strip_scheme<'a>(text: &'a str, scheme: &str) -> Option<&'a str> {
+    let head = text.get(..scheme.len())?;
+    if head.eq_ignore_ascii_case(scheme) {
+        text.get(scheme.len()..)
+    } else {
+        None
     }
 }
 

@@ -53,8 +53,9 @@ pub fn load(config: &HubConfig) -> Result<Routing, Vec<String>> {
     Ok(routing)
 }
 
-/// Parses what the routing validation only classified: queue and storage connection strings and
-/// storage settings, so a bad one stops the hub at start (or a reload) rather than at first delivery.
+/// Builds each endpoint's client configuration as delivery will, so anything the routing validation
+/// (which already parses connection strings) did not catch stops the hub at start (or a reload)
+/// rather than at first delivery.
 fn check_endpoints(routing: &Routing) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     for endpoint in routing.endpoints() {

@@ -98,6 +98,11 @@ fn sqlite_urls() {
     };
     assert_eq!(c.path.to_str(), Some("/var/lib/hub/q.db"));
     assert_eq!(c.synchronous, Synchronous::Full);
+    // URL schemes match in any case.
+    let ConnectionConfig::Sqlite(c) = ConnectionConfig::parse("SQLite://q.db").unwrap() else {
+        panic!("not sqlite")
+    };
+    assert_eq!(c.path.to_str(), Some("q.db"));
 }
 
 #[test]
@@ -126,6 +131,11 @@ fn amqp_urls() {
         (c.port, c.vhost.as_str(), c.profile),
         (5671, "/", AmqpProfile::Generic)
     );
+    let ConnectionConfig::Amqp(c) = ConnectionConfig::parse("AMQPS://u:p@broker:5671/vhost").unwrap() else {
+        panic!("not amqp")
+    };
+    assert!(c.tls);
+    assert_eq!((c.host.as_str(), c.vhost.as_str()), ("broker", "vhost"));
 }
 
 #[test]

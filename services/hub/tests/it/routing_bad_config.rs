@@ -174,7 +174,9 @@ const CASES: &[Case] = &[
         what: "an AMQP connection string that does not parse",
         edit: |c| queue_endpoint(c)["connectionString"] = json!("amqp://guest:guest@127.0.0.1:notaport"),
         settings: "",
-        lines: &[r#"endpoint "CriticalQueue": invalid connection string: `url`: invalid port number"#],
+        lines: &[
+            r#"endpoints.serviceBusQueues[0] "CriticalQueue": connectionString: invalid connection string: `url`: invalid port number"#,
+        ],
     },
     Case {
         what: "a storage connection string that does not parse",
@@ -184,7 +186,7 @@ const CASES: &[Case] = &[
         },
         settings: "",
         lines: &[
-            r#"endpoint "StorageContainer": the storage connection string's `AccountKey` is invalid: not base64 (invalid)"#,
+            r#"endpoints.storageContainers[0] "StorageContainer": connectionString: the storage connection string's `AccountKey` is invalid: not base64"#,
         ],
     },
     Case {
@@ -197,6 +199,18 @@ const CASES: &[Case] = &[
         settings: "",
         lines: &[
             "{file}: unknown field `isEnabeld`, expected one of `name`, `source`, `condition`, `endpointNames`, `isEnabled` at {typo}",
+        ],
+    },
+    Case {
+        what: "a connection string that does not parse, with another problem: both at once",
+        edit: |c| {
+            c["routes"][0]["name"] = json!("critical route");
+            queue_endpoint(c)["connectionString"] = json!("amqp://guest:guest@127.0.0.1:notaport");
+        },
+        settings: "",
+        lines: &[
+            r#"endpoints.serviceBusQueues[0] "CriticalQueue": connectionString: invalid connection string: `url`: invalid port number"#,
+            r#"routes[0] "critical route": name must be 1 to 64 letters, digits, '-', '.' or '_'"#,
         ],
     },
     Case {

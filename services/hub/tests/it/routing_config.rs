@@ -733,11 +733,23 @@ fn connection_strings_pick_the_backend() {
     for cs in [
         "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net",
         "UseDevelopmentStorage=true",
-        "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=2020&sig=abc",
         "AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1",
     ] {
         assert_eq!(storage(cs), blob, "{cs}");
     }
+    // A SAS storage string is Azure Blob too, but the writer needs an account key: refused at load.
+    let mut config = base();
+    config["endpoints"]["storageContainers"][0]["connectionString"] =
+        json!("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=2020&sig=abc");
+    assert_eq!(
+        build(&config, &BuildOptions::new("hub")).err(),
+        Some(vec![
+            "endpoints.storageContainers[0] \"StorageContainer\": connectionString: the storage connection \
+             string's `SharedAccessSignature` is invalid: SAS connection strings are not supported here; use \
+             AccountName and AccountKey"
+                .to_owned()
+        ])
+    );
     assert_eq!(
         storage("file:///var/hub/blobs"),
         EndpointKind::Storage(StorageBackend::LocalDirectory)

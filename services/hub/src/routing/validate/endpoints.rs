@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::endpoints::storage::connection::StorageConnection;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::super::config::{QueueEndpointConfig, RoutingConfig, StorageEndpointConfig};
@@ -372,6 +373,20 @@ impl Builder<'_> {
                 return None;
             }
         };
+        // Parse it fully now, so a malformed one is reported with every other problem.
+        let parsed = match kind {
+            EndpointKind::Queue(_) => queue::ConnectionConfig::parse(text)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            EndpointKind::Storage(_) => StorageConnection::parse(text)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            EndpointKind::Events => Ok(()),
+        };
+        if let Err(reason) = parsed {
+            self.problem(location, format!("{whose}: {reason}"));
+            return None;
+        }
         Some((kind, connection_string, overridden))
     }
 }
