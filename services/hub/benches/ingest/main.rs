@@ -66,6 +66,15 @@ const SCENARIOS: &[Scenario] = &[
         routed: false,
     },
     Scenario {
+        name: "QoS 0 ingest, 256 devices",
+        kind: Kind::Qos0,
+        devices: 256,
+        inflight: 16,
+        rate: None,
+        tuned_mosquitto: false,
+        routed: false,
+    },
+    Scenario {
         name: "QoS 1 ingest, 256 devices (inflight 16)",
         kind: Kind::Qos1,
         devices: 256,
