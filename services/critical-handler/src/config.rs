@@ -27,7 +27,7 @@ pub struct HandlerConfig {
     /// Messages handled at once (Functions' `maxConcurrentCalls`).
     pub concurrency: usize,
     /// Messages received ahead of a free handling slot. Every message held, prefetched or not, has
-    /// its lock renewed, so prefetch never lets a lock expire; `null` = a quarter of `concurrency`.
+    /// its lock renewed, so prefetch never lets a lock expire; `null` = `concurrency`.
     pub prefetch: Option<usize>,
     /// Longest time a message's lock is renewed while it is being handled (Functions'
     /// `maxAutoLockRenewalDuration`); after it the message is abandoned.
@@ -307,7 +307,7 @@ impl HandlerConfig {
 
     /// Messages held at once: handling slots plus prefetch.
     pub fn held_limit(&self) -> usize {
-        self.concurrency + self.prefetch.unwrap_or(self.concurrency.div_ceil(4))
+        self.concurrency + self.prefetch.unwrap_or(self.concurrency)
     }
 
     /// The ticket settings.

@@ -158,7 +158,7 @@ async fn drain(mut tasks: JoinSet<()>, grace: Duration) {
 }
 
 /// One message, from arrival to settlement.
-async fn handle(ctx: Arc<Context>, received: ReceivedMessage, _slot: OwnedSemaphorePermit) {
+async fn handle(ctx: Arc<Context>, received: ReceivedMessage, slot: OwnedSemaphorePermit) {
     ctx.metrics.received.inc();
     ctx.metrics.in_flight.inc();
     let span = message_span(&received);
@@ -177,6 +177,8 @@ async fn handle(ctx: Arc<Context>, received: ReceivedMessage, _slot: OwnedSemaph
             LockEnd::BudgetSpent => Outcome::Abandon("lock_renewal_budget_spent"),
         },
     };
+    // Settling takes a commit; the next message may be received meanwhile.
+    drop(slot);
     settle(&ctx, &received, outcome).instrument(span).await;
     ctx.metrics.in_flight.dec();
 }

@@ -1,0 +1,200 @@
+//! Tickets per second from the SQLite queue to a fast local webhook, beside the raw request rate a
+//! plain client gets from the same server in the same run.
+//!
+//! - server: actix-web on 127.0.0.1, answering 201 to every POST after reading the body (no
+//!   verification: the server's cost is the same in both measurements);
+//! - baseline: reqwest with `N` tasks posting the same request (a rendered generic ticket, ~1 KB)
+//!   in a loop for a fixed time;
+//! - ours: `MESSAGES` critical messages already in a SQLite queue (synchronous=FULL), the whole
+//!   handler (`serve::run`: receive, ticket, template, signature, POST, complete) with
+//!   `concurrency` = `N`, timed from start to the last completion.
+//!
+//! `cargo bench -p critical-handler --bench tickets`; `RUNS` (default 3) runs per figure, medians
+//! printed; `MESSAGES` (default 20000); `PREFETCH` sets the handler's prefetch; `SQLITE_OPTS` is
+//! appended to the queue's connection string (e.g. `?synchronous=normal`); `SKIP_RAW=1` skips the
+//! baseline (for profiling).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use critical_handler::config::HandlerConfig;
+use critical_handler::serve::{self, Listeners};
+use queue::{Message, QueueClient, QueueOptions};
+use secrecy::SecretString;
+use service_kit::Shutdown;
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// The webhook: counts POSTs, answers 201.
+fn start_server(count: Arc<AtomicU64>) -> std::net::SocketAddr {
+    let data = web::Data::new(count);
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).default_service(web::to(
+            |body: web::Bytes, count: web::Data<Arc<AtomicU64>>| async move {
+                std::hint::black_box(body.len());
+                count.fetch_add(1, Ordering::Relaxed);
+                HttpResponse::Created().finish()
+            },
+        ))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    addr
+}
+
+fn message(n: usize) -> Message {
+    Message::new(format!("{{\"deviceId\":\"turbine-7\",\"windSpeed\":{}}}", 10 + n % 7).into_bytes())
+        .with_message_id(format!("message_{n}"))
+        .with_correlation_id(format!("correlation_{n}"))
+        .with_content_type("application/json")
+        .with_content_encoding("utf-8")
+        .with_property("level", "critical")
+        .with_property("iothub-connection-device-id", "turbine-7")
+        .with_property("iothub-connection-auth-generation-id", "638000000000000000")
+        .with_property(
+            "iothub-connection-auth-method",
+            r#"{"scope":"device","type":"sas","issuer":"iothub"}"#,
+        )
+}
+
+/// Requests per second from `tasks` plain reqwest loops over `time`.
+async fn raw_rate(url: &str, tasks: usize, time: Duration, payload: &[u8]) -> f64 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(tasks)
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + time;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (client, done, url, payload) = (
+            client.clone(),
+            Arc::clone(&done),
+            url.to_owned(),
+            payload.to_vec(),
+        );
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "message_1")
+                    .body(payload.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+                let _ = response.bytes().await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Tickets per second: `messages` queued first, then the handler with `concurrency` until the
+/// webhook has seen them all.
+async fn handler_rate(url: &str, count: &AtomicU64, concurrency: usize, messages: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let options = std::env::var("SQLITE_OPTS").unwrap_or_default();
+    let connection = format!("sqlite://{}{options}", dir.path().join("queues.db").display());
+    let client = QueueClient::connect(&connection).await.unwrap();
+    client
+        .create_queue("critical", &QueueOptions::default())
+        .await
+        .unwrap();
+    let queue = client.queue("critical").await.unwrap();
+    for chunk in (0..messages).collect::<Vec<_>>().chunks(500) {
+        queue
+            .send_batch(chunk.iter().map(|n| message(*n)).collect())
+            .await
+            .unwrap();
+    }
+    let mut config = HandlerConfig::default();
+    config.queue.connection_string = SecretString::from(connection);
+    config.queue.name = Some("critical".to_owned());
+    config.webhook.url = url.to_owned();
+    config.webhook.signing_secret = SecretString::from(SECRET);
+    config.concurrency = concurrency;
+    config.prefetch = std::env::var("PREFETCH").ok().and_then(|v| v.parse().ok());
+    config.admin = None;
+    let before = count.load(Ordering::Relaxed);
+    let target = before + messages as u64;
+    let shutdown = Shutdown::new();
+    let started = Instant::now();
+    let task = tokio::spawn(serve::run(config, Listeners { admin: None }, shutdown.clone()));
+    while count.load(Ordering::Relaxed) < target {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Completion is the last step: wait for the queue to be empty too.
+    while queue.len().await.unwrap() > 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+    messages as f64 / elapsed.as_secs_f64()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runs = env_or("RUNS", 3);
+        let messages = env_or("MESSAGES", 20_000);
+        let count = Arc::new(AtomicU64::new(0));
+        let addr = start_server(Arc::clone(&count));
+        let url = format!("http://{addr}/tickets");
+        let payload = br#"{"type":"iot.critical_message","timestamp":"2026-11-26T20:00:00.000Z","data":{"key":"message_1","subject":"Critical alert from turbine-7","severity":"critical","level":"critical","device_id":"turbine-7","module_id":null,"enqueued_time":"2026-11-26T20:00:00.000Z","message_id":"message_1","correlation_id":"correlation_1","content_type":"application/json","content_encoding":"utf-8","properties":{"iothub-connection-auth-generation-id":"638000000000000000","iothub-connection-auth-method":"{\"scope\":\"device\",\"type\":\"sas\",\"issuer\":\"iothub\"}","iothub-connection-device-id":"turbine-7","level":"critical"},"body":{"deviceId":"turbine-7","windSpeed":12},"body_format":"json","body_truncated":false,"delivery_count":1}}"#;
+        println!("| in flight | raw client (req/s) | critical-handler (tickets/s) | ratio |");
+        println!("|---|---|---|---|");
+        for concurrency in [16, 64] {
+            let mut raw = Vec::new();
+            let mut ours = Vec::new();
+            for _ in 0..runs {
+                if std::env::var_os("SKIP_RAW").is_none() {
+                    raw.push(raw_rate(&url, concurrency, Duration::from_secs(3), payload).await);
+                } else {
+                    raw.push(f64::NAN);
+                }
+                ours.push(handler_rate(&url, &count, concurrency, messages).await);
+            }
+            eprintln!("in flight {concurrency}: raw {raw:.0?}, ours {ours:.0?}");
+            let (raw, ours) = (median(raw), median(ours));
+            println!("| {concurrency} | {raw:.0} | {ours:.0} | {:.2}× |", ours / raw);
+        }
+    });
+}
