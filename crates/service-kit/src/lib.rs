@@ -6,6 +6,7 @@
 //! calls its library's `run`, which serves [`admin::serve`] beside its own work.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod metrics;

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use service_kit::config::{ProcessEnv, Sources};
 use service_kit::{EXIT_CONFIG, Shutdown};
@@ -87,16 +86,9 @@ enum DlqCommand {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match service_kit::cli::parse_args() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_CONFIG)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match cli.command {
         Command::Serve(args) => serve_command(&args),
@@ -116,11 +108,7 @@ pub fn main() -> ExitCode {
 
 /// Loads the configuration: defaults, `file`, `CRITICAL_HANDLER_*` variables, `overrides`.
 pub fn load_config(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<HandlerConfig> {
-    let overrides: Vec<(String, String)> = overrides
-        .iter()
-        .map(|o| o.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect::<Option<_>>()
-        .context("--set takes KEY=VALUE")?;
+    let overrides = service_kit::cli::overrides(overrides)?;
     let (config, ignored): (HandlerConfig, _) = service_kit::config::load(&Sources {
         prefix: ENV_PREFIX,
         file,

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use iothub_query::Severity;
 use service_kit::config::{ProcessEnv, Sources};
@@ -150,16 +149,9 @@ struct RouteTestArgs {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match service_kit::cli::parse_args() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match cli.command {
         Command::Serve(args) => serve_command(&args),
@@ -180,11 +172,7 @@ pub fn main() -> ExitCode {
 
 /// Loads the hub configuration: defaults, `file`, `HUB_*` variables, `overrides` (`key=value`).
 pub fn load_config(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<HubConfig> {
-    let overrides: Vec<(String, String)> = overrides
-        .iter()
-        .map(|o| o.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect::<Option<_>>()
-        .context("--set takes KEY=VALUE")?;
+    let overrides = service_kit::cli::overrides(overrides)?;
     let (config, ignored): (HubConfig, _) = service_kit::config::load(&Sources {
         prefix: "HUB",
         file,

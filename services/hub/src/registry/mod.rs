@@ -133,6 +133,9 @@ pub struct Registry {
     sessions: Mutex<HashMap<String, Vec<String>>>,
     store: Mutex<Store>,
     last_ticks: Mutex<u128>,
+    /// Held from a write's check (exists? etag?) to its insert, so two concurrent creates of one id
+    /// cannot both succeed: the second sees the first and gets 409, as IoT Hub answers.
+    writes: Mutex<()>,
 }
 
 impl Registry {
@@ -150,6 +153,7 @@ impl Registry {
             sessions: Mutex::new(sessions),
             store: Mutex::new(store),
             last_ticks: Mutex::new(0),
+            writes: Mutex::new(()),
         })
     }
 
@@ -236,6 +240,7 @@ impl Registry {
                 "the body's deviceId {body_id:?} differs from the path's {id:?}"
             )));
         }
+        let _write = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
         let existing = self.entry(id);
         let if_match = if_match.map(|m| m.trim().trim_matches('"'));
         let created = match (&existing, if_match) {
@@ -317,6 +322,7 @@ impl Registry {
 
     /// Deletes a device (`if_match`: `*`, its etag, or absent).
     pub fn delete(&self, id: &str, if_match: Option<&str>) -> Result<Device, RegistryError> {
+        let _write = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = self
             .entry(id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;

@@ -1,0 +1,298 @@
+//! Device identities for the simulated devices, created through the registry REST API of Azure IoT
+//! Hub or the local hub, with a service connection string
+//! (`HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`):
+//!
+//! ```text
+//! GET /devices/{id}?api-version=2021-04-12          200 → its keys; 404 → create it:
+//! PUT /devices/{id}?api-version=2021-04-12          no If-Match: create only
+//!     {"deviceId":…,"authentication":{"type":"sas","symmetricKey":{"primaryKey":null,"secondaryKey":null}},
+//!      "capabilities":{"iotEdge":false},"status":"enabled"}     null keys: the hub generates them
+//! ```
+//!
+//! Requests carry a policy SAS token (`sr={host}&skn={policy}`), valid one hour and regenerated
+//! when less than five minutes are left. The policy needs RegistryRead, and RegistryWrite to create.
+
+use std::path::Path;
+use std::time::Duration;
+
+use iothub_protocol::connection_string::ServiceConnectionString;
+use iothub_protocol::sas::SharedAccessKey;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+use url::Url;
+
+use crate::https::{RenewingToken, SetupError, api_url, base_url, describe, error_message};
+
+/// The registry's `api-version` (the one IoT Hub's docs use).
+pub const REGISTRY_API_VERSION: &str = iothub_protocol::API_VERSION;
+/// How long one registry request may take, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times [`Registry::ensure_device`] reads again after losing a create race.
+const ATTEMPTS: usize = 3;
+
+/// A path segment: everything but RFC 3986 unreserved characters escaped, as the SDKs do.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Why a registry call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// 401/403: the policy or its key is wrong, or lacks the right; stop, don't retry.
+    #[error("the registry refused the service credentials: {0}")]
+    Unauthorized(String),
+    /// Any other unexpected status, with IoT Hub's `{"Message"}` or the local hub's
+    /// `{"code","message"}` (as `code: message`).
+    #[error("the registry answered HTTP {status}: {message}")]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The error message.
+        message: String,
+    },
+    /// The registry could not be reached, or the request timed out.
+    #[error("the registry could not be reached: {0}")]
+    Transport(String),
+    /// Bad setup (endpoint, CA file) or an answer that cannot be used (no SAS key).
+    #[error("registry: {0}")]
+    Invalid(String),
+}
+
+impl RegistryError {
+    /// Whether trying again later may succeed: transport errors, 408, 429 and 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Transport(_) => true,
+            RegistryError::Http { status, .. } => matches!(status, 408 | 429) || *status >= 500,
+            RegistryError::Unauthorized(_) | RegistryError::Invalid(_) => false,
+        }
+    }
+}
+
+impl From<SetupError> for RegistryError {
+    fn from(error: SetupError) -> Self {
+        RegistryError::Invalid(error.to_string())
+    }
+}
+
+/// A client of a hub's device registry.
+#[derive(Debug)]
+pub struct Registry {
+    client: reqwest::Client,
+    /// Scheme, host, port and path prefix of the API.
+    base: Url,
+    host_name: String,
+    token: RenewingToken,
+}
+
+impl Registry {
+    /// A registry client for the hub `service` names.
+    ///
+    /// `endpoint` overrides where requests go (default `https://<HostName>`), e.g.
+    /// `https://localhost:8443` or `http://127.0.0.1:8080` for the local hub's ports; `ca_file` is
+    /// the CA to trust (the local hub's dev CA), `None` trusts the public roots.
+    pub fn new(
+        service: ServiceConnectionString,
+        endpoint: Option<Url>,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, RegistryError> {
+        Self::with_client(crate::https::client(ca_file)?, service, endpoint)
+    }
+
+    /// The same, through an existing client (see [`crate::https::client`]).
+    pub fn with_client(
+        client: reqwest::Client,
+        service: ServiceConnectionString,
+        endpoint: Option<Url>,
+    ) -> Result<Self, RegistryError> {
+        let base = base_url(endpoint.as_ref(), service.host_name())?;
+        // Checks the scheme and host now rather than at the first call.
+        api_url(&base, "/")?;
+        Ok(Registry {
+            client,
+            base,
+            host_name: service.host_name().to_owned(),
+            token: RenewingToken::service(service),
+        })
+    }
+
+    /// The hub's `HostName`, for the devices' connection strings.
+    pub fn host_name(&self) -> &str {
+        &self.host_name
+    }
+
+    /// The device's primary key: reads the device, and creates it with SAS authentication (keys
+    /// generated by the hub) if it does not exist. Idempotent; when a concurrent create wins the
+    /// race (409/412), reads again. A disabled device's key is returned too (with a warning): the
+    /// hub will refuse its connections.
+    pub async fn ensure_device(&self, device_id: &str) -> Result<SharedAccessKey, RegistryError> {
+        if device_id.is_empty() {
+            return Err(RegistryError::Invalid("a device id cannot be empty".to_owned()));
+        }
+        for _ in 0..ATTEMPTS {
+            if let Some(device) = self.get_device(device_id).await? {
+                return device.primary_key(device_id);
+            }
+            match self.create_device(device_id).await? {
+                Some(device) => {
+                    tracing::info!(device_id, "device created in the registry");
+                    return device.primary_key(device_id);
+                }
+                None => tracing::debug!(device_id, "device created concurrently; reading it again"),
+            }
+        }
+        Err(RegistryError::Http {
+            status: StatusCode::CONFLICT.as_u16(),
+            message: format!(
+                "device {device_id:?} kept appearing and disappearing; gave up after {ATTEMPTS} tries"
+            ),
+        })
+    }
+
+    /// `GET /devices/{id}`: the device, or `None` on 404.
+    async fn get_device(&self, device_id: &str) -> Result<Option<DeviceJson>, RegistryError> {
+        let request = self.client.get(self.device_url(device_id)?);
+        let (status, body) = self.call(request).await?;
+        match status {
+            StatusCode::OK => parse_device(&body).map(Some),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(failure(status, &body)),
+        }
+    }
+
+    /// `PUT /devices/{id}` without `If-Match`: the created device, or `None` when it already
+    /// exists (409, or 412 from a hub that treats the missing `If-Match` as a precondition).
+    async fn create_device(&self, device_id: &str) -> Result<Option<DeviceJson>, RegistryError> {
+        let body = serde_json::json!({
+            "deviceId": device_id,
+            "authentication": {
+                "type": "sas",
+                "symmetricKey": {"primaryKey": null, "secondaryKey": null},
+            },
+            "capabilities": {"iotEdge": false},
+            "status": "enabled",
+        });
+        let request = self
+            .client
+            .put(self.device_url(device_id)?)
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            )
+            .body(body.to_string());
+        let (status, body) = self.call(request).await?;
+        match status {
+            StatusCode::OK | StatusCode::CREATED => parse_device(&body).map(Some),
+            StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Ok(None),
+            status => Err(failure(status, &body)),
+        }
+    }
+
+    /// Sends `request` with a token and the timeout; status and body text.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, String), RegistryError> {
+        let token = self.token.header().map_err(RegistryError::Invalid)?;
+        let response = request
+            .header(AUTHORIZATION, token)
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| RegistryError::Transport(describe(&e)))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| RegistryError::Transport(describe(&e)))?;
+        Ok((status, body))
+    }
+
+    fn device_url(&self, device_id: &str) -> Result<Url, RegistryError> {
+        let path = format!(
+            "/devices/{}?api-version={REGISTRY_API_VERSION}",
+            utf8_percent_encode(device_id, SEGMENT)
+        );
+        Ok(api_url(&self.base, &path)?)
+    }
+}
+
+/// The error for an unexpected status.
+fn failure(status: StatusCode, body: &str) -> RegistryError {
+    let message = error_message(status, body);
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            RegistryError::Unauthorized(format!("HTTP {}: {message}", status.as_u16()))
+        }
+        status => RegistryError::Http {
+            status: status.as_u16(),
+            message,
+        },
+    }
+}
+
+/// The parts of IoT Hub's `Device` JSON this client reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceJson {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    authentication: Option<AuthenticationJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthenticationJson {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    symmetric_key: Option<SymmetricKeyJson>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SymmetricKeyJson {
+    #[serde(default)]
+    primary_key: Option<String>,
+}
+
+fn parse_device(body: &str) -> Result<DeviceJson, RegistryError> {
+    serde_json::from_str(body).map_err(|e| RegistryError::Invalid(format!("the registry's device JSON: {e}")))
+}
+
+impl DeviceJson {
+    /// The primary key of a SAS device.
+    fn primary_key(self, device_id: &str) -> Result<SharedAccessKey, RegistryError> {
+        if self
+            .status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("disabled"))
+        {
+            tracing::warn!(
+                device_id,
+                "the device is disabled in the registry; the hub will refuse it"
+            );
+        }
+        let authentication = self.authentication.unwrap_or(AuthenticationJson {
+            kind: None,
+            symmetric_key: None,
+        });
+        let kind = authentication.kind.unwrap_or_default();
+        if !kind.eq_ignore_ascii_case("sas") {
+            return Err(RegistryError::Invalid(format!(
+                "device {device_id:?} authenticates with {kind:?}, not SAS keys"
+            )));
+        }
+        let key = authentication
+            .symmetric_key
+            .and_then(|keys| keys.primary_key)
+            .ok_or_else(|| RegistryError::Invalid(format!("device {device_id:?} has no primary key")))?;
+        SharedAccessKey::from_base64(&key)
+            .map_err(|e| RegistryError::Invalid(format!("device {device_id:?}'s primary key: {e}")))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
