@@ -16,6 +16,9 @@
 //! Reading is tolerant: `\n` or `\r\n`, blank lines skipped, missing fields empty, non-string
 //! property values turned into text. A string `Body` is taken as inline JSON when the record's own
 //! content type and encoding say so, and as base64 otherwise.
+//!
+//! Avro and AvroDeflate blobs hold the same four fields under IoT Hub's schema, [`AVRO_SCHEMA`]
+//! (an Avro object container file whose header carries that text verbatim).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -23,6 +26,12 @@ use serde_json::{Map, Value};
 
 use crate::message::{CREATION_TIME_PROPERTY, Message, SystemProperty};
 use crate::timestamp::{Timestamp, TimestampError};
+
+/// IoT Hub's Avro schema for blob records (spec §6, from a blob pasted in azure-docs #11269): the
+/// writer puts this text verbatim in the header of `Avro` / `AvroDeflate` blobs, and readers decode
+/// records with it. `Body` is the body's bytes (`null` when empty); a property without a value is
+/// written as `""`, as an Avro `map<string>` cannot hold a null.
+pub const AVRO_SCHEMA: &str = r#"{"type":"record","name":"Message","namespace":"Microsoft.Azure.Devices","fields":[{"name":"EnqueuedTimeUtc","type":"string"},{"name":"Properties","type":{"type":"map","values":"string"}},{"name":"SystemProperties","type":{"type":"map","values":"string"}},{"name":"Body","type":["null","bytes"]}]}"#;
 
 /// Why a record could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -222,5 +231,28 @@ fn map_field(
             })
             .collect()),
         Some(_) => Err(StorageRecordError::WrongType(field)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avro_schema_is_iot_hubs_message_record() {
+        let schema: Value = serde_json::from_str(AVRO_SCHEMA).unwrap();
+        assert_eq!(schema["type"], "record");
+        assert_eq!(schema["name"], "Message");
+        assert_eq!(schema["namespace"], "Microsoft.Azure.Devices");
+        let fields: Vec<&str> = schema["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|field| field["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            ["EnqueuedTimeUtc", "Properties", "SystemProperties", "Body"]
+        );
     }
 }

@@ -1,16 +1,14 @@
-//! The Azure Blob backend's plumbing: one HTTP client (rustls with ring, like the rest of the hub,
-//! so no aws-lc), the `object_store` client on top of it, and the one call `object_store` lacks,
-//! Create Container, signed with Shared Key.
+//! The Azure Blob backend's hub-side plumbing: the retries of the `object_store` client that
+//! [`blob_store::open_with`] builds (with [`blob_store::http_client`]: rustls with ring, like the
+//! rest of the hub, so no aws-lc), and the calls `object_store` lacks, Create Container and Get
+//! Container Properties, signed with Shared Key on the same HTTP client.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
-use object_store::client::{HttpClient, HttpConnector};
-use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use object_store::{BackoffConfig, RetryConfig};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
@@ -20,10 +18,6 @@ use super::error::{SinkError, SinkErrorKind, scrub};
 
 /// The REST API version of our own requests (the one `object_store` 0.14 sends).
 const API_VERSION: &str = "2023-11-03";
-/// How long to wait for a TCP/TLS connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one request may take: a batch can be hundreds of megabytes (`maxChunkSizeInBytes`).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The Azure account a sink writes to.
 #[derive(Clone)]
@@ -45,44 +39,11 @@ impl std::fmt::Debug for AzureTarget {
     }
 }
 
-/// The HTTP client for Azure: rustls with the ring provider and the webpki roots, bounded
-/// connect and request times.
-pub(crate) fn http_client() -> Result<reqwest::Client, SinkError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| SinkError::new(SinkErrorKind::Invalid, format!("TLS setup: {error}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|error| SinkError::new(SinkErrorKind::Invalid, format!("HTTP client setup: {error}")))
-}
-
-/// Hands `object_store` our client instead of letting it build one.
-#[derive(Debug)]
-struct Connector(reqwest::Client);
-
-impl HttpConnector for Connector {
-    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
-        Ok(HttpClient::new(self.0.clone()))
-    }
-}
-
-/// The `object_store` client for `target`. Its own retries are short (the dispatcher retries with
-/// its own backoff and needs to learn of an outage quickly); the endpoint is always explicit
-/// (path-style for Azurite), so `with_use_emulator`, which reads the process environment, is not
-/// needed.
-pub(crate) fn object_store(
-    target: &AzureTarget,
-    client: &reqwest::Client,
-) -> Result<MicrosoftAzure, SinkError> {
-    let retry = RetryConfig {
+/// The `object_store` retries of the storage endpoint's Azure client, for
+/// [`blob_store::OpenOptions::with_retry`]. They are short: the dispatcher retries with its own
+/// backoff and needs to learn of an outage quickly.
+pub(crate) fn retry_config() -> RetryConfig {
+    RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
@@ -90,23 +51,7 @@ pub(crate) fn object_store(
         },
         max_retries: 2,
         retry_timeout: Duration::from_secs(10),
-    };
-    MicrosoftAzureBuilder::new()
-        .with_account(&target.account)
-        .with_access_key(target.key.expose_secret())
-        .with_container_name(&target.container)
-        .with_endpoint(target.endpoint.as_str().trim_end_matches('/').to_owned())
-        .with_allow_http(target.endpoint.scheme() == "http")
-        .with_retry(retry)
-        .with_http_connector(Connector(client.clone()))
-        .build()
-        .map_err(|error| {
-            SinkError::from_store(
-                "configuring Azure Blob storage",
-                &error,
-                Some(target.key.expose_secret()),
-            )
-        })
+    }
 }
 
 /// Creates the container (Create Container, `PUT <endpoint>/<container>?restype=container`).

@@ -31,8 +31,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
-/// IoT Hub's Avro schema for blob records (spec §6, from a blob pasted in azure-docs #11269).
-pub const AVRO_SCHEMA: &str = r#"{"type":"record","name":"Message","namespace":"Microsoft.Azure.Devices","fields":[{"name":"EnqueuedTimeUtc","type":"string"},{"name":"Properties","type":{"type":"map","values":"string"}},{"name":"SystemProperties","type":{"type":"map","values":"string"}},{"name":"Body","type":["null","bytes"]}]}"#;
+/// IoT Hub's Avro schema for blob records: a wire format shared with the blobs' readers.
+pub use iothub_protocol::storage_record::AVRO_SCHEMA;
 
 static SCHEMA: LazyLock<Result<Schema, String>> =
     LazyLock::new(|| Schema::parse_str(AVRO_SCHEMA).map_err(|error| error.to_string()));

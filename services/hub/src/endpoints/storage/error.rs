@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
+use blob_store::BlobStoreError;
 use object_store::client::{HttpError, HttpErrorKind};
 
 use super::connection::ConnectionStringError;
@@ -115,6 +116,26 @@ impl StdError for SinkError {}
 impl From<ConnectionStringError> for SinkError {
     fn from(error: ConnectionStringError) -> Self {
         SinkError::new(SinkErrorKind::Invalid, error.to_string())
+    }
+}
+
+impl From<BlobStoreError> for SinkError {
+    fn from(error: BlobStoreError) -> Self {
+        let kind = match &error {
+            BlobStoreError::LocalDirectory { kind, .. } => io_kind(*kind),
+            // `object_store`'s builder errors carry no transport or I/O cause, so classifying them
+            // as a store error (`from_store`) has always given `Service`.
+            BlobStoreError::Azure(_) => SinkErrorKind::Service,
+            _ => SinkErrorKind::Invalid,
+        };
+        let message = match error {
+            // Named as the endpoint's setting, as `StorageSinkConfig::new` does.
+            BlobStoreError::InvalidContainer { container, reason } => {
+                format!("containerName `{container}` is invalid: {reason}")
+            }
+            other => other.to_string(),
+        };
+        SinkError::new(kind, message)
     }
 }
 

@@ -28,7 +28,7 @@
 //! |---|---|
 //! | [`naming`] | `fileNameFormat` tokens, batch time, collision suffixes |
 //! | [`encode`] | JSON lines, Avro, AvroDeflate with IoT Hub's schema |
-//! | [`connection`] | `file://…`, Azure Storage and `UseDevelopmentStorage=true` connection strings |
+//! | [`connection`] | `file://…`, Azure Storage and `UseDevelopmentStorage=true` connection strings ([`blob_store`]) |
 //! | [`sink`] | [`StorageSink`]: whole blobs, never overwritten, container creation, probe |
 //! | [`error`] | [`SinkError`] and its bounded [`SinkErrorKind`] |
 

@@ -30,11 +30,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blob_store::OpenOptions;
 use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use iothub_protocol::{Message, Timestamp};
-use object_store::azure::MicrosoftAzure;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
 use secrecy::ExposeSecret as _;
@@ -79,7 +78,7 @@ impl StorageSinkConfig {
         encoding: Encoding,
     ) -> Result<Self, SinkError> {
         let connection = StorageConnection::parse(connection_string)?;
-        check_container_name(container).map_err(|reason| {
+        blob_store::check_container_name(container).map_err(|reason| {
             SinkError::new(
                 SinkErrorKind::Invalid,
                 format!("containerName `{container}` is invalid: {reason}"),
@@ -131,26 +130,23 @@ pub struct StorageSink {
     inner: Arc<Inner>,
 }
 
-/// Shows the settings (key redacted) and where it writes; never the clients, whose `Debug` would
-/// print the decoded account key.
+/// Shows the settings (key redacted) and where it writes; never the clients.
 struct Inner {
     config: StorageSinkConfig,
     backend: Backend,
+    /// The container, from [`blob_store::open_with`]: object paths are blob names.
+    store: Arc<dyn ObjectStore>,
     location: String,
 }
 
+/// What the sink needs beside the store: where to create and probe the container.
 enum Backend {
-    /// The container directory, absolute, and the store rooted at `/` with that directory as the
-    /// object prefix (so the directory need not exist when the sink is built).
-    Local {
-        dir: PathBuf,
-        prefix: ObjectPath,
-        store: LocalFileSystem,
-    },
+    /// The container directory, absolute (it need not exist when the sink is built).
+    Local { dir: PathBuf },
+    /// The account, and the HTTP client the store uses too.
     Azure {
         target: AzureTarget,
         client: reqwest::Client,
-        store: MicrosoftAzure,
     },
 }
 
@@ -168,17 +164,9 @@ impl StorageSink {
     pub fn new(config: StorageSinkConfig) -> Result<Self, SinkError> {
         let (backend, location) = match &config.connection {
             StorageConnection::Local { root } => {
-                let dir = std::path::absolute(root.join(&config.container))
-                    .map_err(|error| SinkError::from_io("resolving the storage directory", &error))?;
-                let prefix = ObjectPath::from_absolute_path(&dir).map_err(|error| {
-                    SinkError::new(
-                        SinkErrorKind::Invalid,
-                        format!("the storage directory is not usable: {error}"),
-                    )
-                })?;
+                let dir = blob_store::container_dir(root, &config.container)?;
                 let location = format!("file://{}", dir.display());
-                let store = LocalFileSystem::new().with_fsync(true);
-                (Backend::Local { dir, prefix, store }, location)
+                (Backend::Local { dir }, location)
             }
             StorageConnection::Azure {
                 account,
@@ -191,23 +179,23 @@ impl StorageSink {
                     endpoint: endpoint.clone(),
                     container: config.container.clone(),
                 };
-                let client = azure::http_client()?;
-                let store = azure::object_store(&target, &client)?;
+                let client = blob_store::http_client()?;
                 let location = format!("{}/{}", endpoint.as_str().trim_end_matches('/'), config.container);
-                (
-                    Backend::Azure {
-                        target,
-                        client,
-                        store,
-                    },
-                    location,
-                )
+                (Backend::Azure { target, client }, location)
             }
         };
+        let options = match &backend {
+            Backend::Local { .. } => OpenOptions::new(),
+            Backend::Azure { client, .. } => OpenOptions::new()
+                .with_retry(azure::retry_config())
+                .with_http_client(client.clone()),
+        };
+        let store = blob_store::open_with(&config.connection, &config.container, &options)?;
         Ok(StorageSink {
             inner: Arc::new(Inner {
                 config,
                 backend,
+                store,
                 location,
             }),
         })
@@ -322,27 +310,24 @@ impl StorageSink {
 
     /// The blobs in the container, sorted by name (staging files excluded).
     pub async fn list_blobs(&self) -> Result<Vec<BlobInfo>, SinkError> {
-        let (store, prefix): (&dyn ObjectStore, Option<&ObjectPath>) = match &self.inner.backend {
-            Backend::Local { store, prefix, dir } => {
-                if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
-                    return Err(SinkError::new(
-                        SinkErrorKind::NotFound,
-                        "the container directory does not exist",
-                    ));
-                }
-                (store, Some(prefix))
-            }
-            Backend::Azure { store, .. } => (store, None),
-        };
-        let objects: Vec<_> = store
-            .list(prefix)
+        if let Backend::Local { dir } = &self.inner.backend
+            && !tokio::fs::try_exists(dir).await.unwrap_or(false)
+        {
+            return Err(SinkError::new(
+                SinkErrorKind::NotFound,
+                "the container directory does not exist",
+            ));
+        }
+        let objects: Vec<_> = self
+            .store()
+            .list(None)
             .try_collect()
             .await
             .map_err(|error| self.store_error("listing blobs", &error))?;
         let mut blobs: Vec<BlobInfo> = objects
             .into_iter()
             .map(|meta| BlobInfo {
-                name: self.blob_name(&meta.location),
+                name: meta.location.to_string(),
                 bytes: meta.size,
             })
             .collect();
@@ -397,32 +382,13 @@ impl StorageSink {
     }
 
     fn store(&self) -> &dyn ObjectStore {
-        match &self.inner.backend {
-            Backend::Local { store, .. } => store,
-            Backend::Azure { store, .. } => store,
-        }
+        self.inner.store.as_ref()
     }
 
-    /// The object path of blob `name`: the name itself on Azure, under the directory locally.
+    /// The object path of blob `name` (the store is rooted at the container).
     fn object_path(&self, name: &str) -> Result<ObjectPath, SinkError> {
-        let relative = ObjectPath::parse(name).map_err(|error| {
-            SinkError::new(SinkErrorKind::Invalid, format!("blob name `{name}`: {error}"))
-        })?;
-        Ok(match &self.inner.backend {
-            Backend::Local { prefix, .. } => prefix.parts().chain(relative.parts()).collect(),
-            Backend::Azure { .. } => relative,
-        })
-    }
-
-    /// The blob name of an object path (the inverse of `object_path`).
-    fn blob_name(&self, location: &ObjectPath) -> String {
-        match &self.inner.backend {
-            Backend::Local { prefix, .. } => match location.prefix_match(prefix) {
-                Some(parts) => parts.collect::<ObjectPath>().to_string(),
-                None => location.to_string(),
-            },
-            Backend::Azure { .. } => location.to_string(),
-        }
+        ObjectPath::parse(name)
+            .map_err(|error| SinkError::new(SinkErrorKind::Invalid, format!("blob name `{name}`: {error}")))
     }
 
     fn store_error(&self, operation: &str, error: &object_store::Error) -> SinkError {
@@ -442,22 +408,4 @@ fn encode_off_the_reactor(messages: &[Message], encoding: Encoding) -> Result<Ve
     } else {
         encode_blob(messages, encoding)
     }
-}
-
-/// Azure's container name rules: 3-63 characters, lowercase letters, digits and single hyphens,
-/// starting and ending with a letter or digit.
-fn check_container_name(name: &str) -> Result<(), &'static str> {
-    if !(3..=63).contains(&name.len()) {
-        return Err("it must have 3 to 63 characters");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err("only lowercase letters, digits and `-` are allowed");
-    }
-    if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
-        return Err("`-` must sit between letters or digits");
-    }
-    Ok(())
 }
