@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod hub_blobs;
 mod indexing;
 mod poison;
 mod replicas;
