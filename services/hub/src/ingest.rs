@@ -9,7 +9,7 @@ use std::time::Instant;
 use iothub_protocol::{MAX_MESSAGE_SIZE, Message, MessageSource, Timestamp};
 
 use crate::auth::DeviceIdentity;
-use crate::events::{AppendError, Copy, Destination, Journal, OutboxSignal};
+use crate::events::{AppendError, Copy, Destination, Journal, OutboxSignal, payload};
 use crate::metrics::{HubMetrics, MessageLabel, OutcomeLabel, RouteLabel, RoutingMetrics};
 use crate::routes::LiveRouting;
 use crate::routing::{Decision, EndpointKind};
@@ -143,11 +143,21 @@ impl Ingest {
         routing.route_message(message, None, &mut decision);
         self.count(&routing, &decision);
         let source = message.system.message_source;
-        let mut plain: Option<Vec<u8>> = None;
+        // One encoding per destination kind, shared by the copies that carry no enrichment.
+        let mut plain_event: Option<Vec<u8>> = None;
+        let mut plain_outbox: Option<Vec<u8>> = None;
         let mut copies = Vec::with_capacity(decision.targets().len());
         let mut outboxes = Vec::new();
         for &target in decision.targets() {
             let endpoint = routing.endpoint(target);
+            let to_events = matches!(endpoint.kind(), EndpointKind::Events);
+            let encode = |m: &Message| {
+                if to_events {
+                    serialize(m, payload::encode_event)
+                } else {
+                    serialize(m, payload::encode_outbox)
+                }
+            };
             let payload = if routing.enrichments(target, source, None).next().is_some() {
                 let mut enriched = message.clone();
                 routing.enrich(target, None, &mut enriched);
@@ -165,11 +175,16 @@ impl Ingest {
                         .inc();
                     continue;
                 }
-                serialize(&enriched)?
+                encode(&enriched)?
             } else {
-                match &plain {
+                let plain = if to_events {
+                    &mut plain_event
+                } else {
+                    &mut plain_outbox
+                };
+                match plain {
                     Some(bytes) => bytes.clone(),
-                    None => plain.insert(serialize(message)?).clone(),
+                    None => plain.insert(encode(message)?).clone(),
                 }
             };
             let destination = match endpoint.kind() {
@@ -250,8 +265,11 @@ impl Ingest {
     }
 }
 
-fn serialize(message: &Message) -> Result<Vec<u8>, IngestError> {
-    serde_json::to_vec(message).map_err(|e| IngestError::Store(AppendError::Store(e.to_string())))
+fn serialize(
+    message: &Message,
+    encode: fn(&Message) -> Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, IngestError> {
+    encode(message).map_err(|e| IngestError::Store(AppendError::Store(e)))
 }
 
 /// What IoT Hub stamps on every device message: connection ids, auth method, generation id,

@@ -85,7 +85,7 @@ impl QueueBatch {
 
 /// The queue message for one outbox row; `None` (logged) if the row does not read back.
 fn convert(row: &OutboxRow) -> Option<queue::Message> {
-    match serde_json::from_slice::<Message>(&row.payload) {
+    match crate::events::payload::decode(&row.payload) {
         Ok(message) => Some(to_queue_message(&message)),
         Err(error) => {
             // The hub wrote this row itself; if it does not read back, nothing ever will.

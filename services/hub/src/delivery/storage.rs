@@ -273,7 +273,7 @@ pub fn storage_encoding(encoding: StorageEncoding) -> Encoding {
 }
 
 fn decode_one(row: &OutboxRow) -> Option<Message> {
-    match serde_json::from_slice::<Message>(&row.payload) {
+    match crate::events::payload::decode(&row.payload) {
         Ok(message) => Some(message),
         Err(error) => {
             tracing::error!(%error, id = row.id, "outbox row unreadable; skipped");

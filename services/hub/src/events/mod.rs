@@ -3,6 +3,7 @@
 
 mod journal;
 mod outbox;
+pub mod payload;
 mod store;
 
 pub use journal::{AppendError, Copy, Destination, Journal, JournalConfig};
