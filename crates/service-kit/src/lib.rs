@@ -12,6 +12,7 @@ pub mod health;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use health::{Readiness, ReadinessCheck};
 pub use metrics::Metrics;

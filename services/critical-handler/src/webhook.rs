@@ -127,7 +127,11 @@ impl Webhook {
         }
         let client = policy
             .client_builder(&url)
-            .tls_backend_preconfigured(tls_config(settings.ca_file.as_deref())?)
+            .tls_backend_preconfigured(
+                (*service_kit::tls::client_config(settings.ca_file.as_deref())
+                    .map_err(|e| WebhookError::Client(format!("webhook.ca_file: {e}")))?)
+                .clone(),
+            )
             .timeout(Duration::from_secs(settings.timeout_secs))
             .connect_timeout(Duration::from_secs(settings.timeout_secs.min(10)))
             .pool_max_idle_per_host(config.concurrency)
@@ -249,35 +253,6 @@ fn error_chain(head: &str, error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// rustls with the ring provider, trusting the public web roots or the configured CA file.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, WebhookError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let problem = |e: &dyn std::fmt::Display| {
-                WebhookError::Client(format!("webhook.ca_file {}: {e}", path.display()))
-            };
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| problem(&e))? {
-                roots
-                    .add(cert.map_err(|e| problem(&e))?)
-                    .map_err(|e| problem(&e))?;
-            }
-            if roots.is_empty() {
-                return Err(problem(&"no certificate in the file"));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| WebhookError::Client(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 fn auth_header(auth: &Auth) -> Result<Option<(HeaderName, HeaderValue)>, WebhookError> {

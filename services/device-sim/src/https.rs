@@ -35,7 +35,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName
 use url::Url;
 
 use crate::message::SimMessage;
-use crate::tls::TlsError;
+use service_kit::tls::TlsError;
 
 /// The `api-version` device SDKs send telemetry with (the C SDK's current one).
 pub const TELEMETRY_API_VERSION: &str = "2020-09-30";
@@ -99,7 +99,7 @@ pub enum SendError {
 /// `None`), follows no redirects (a redirect would carry the token elsewhere), and gives up
 /// connecting after [`CONNECT_TIMEOUT`]. Build one per fleet and share it: it is a connection pool.
 pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, SetupError> {
-    let tls = crate::tls::client_config(ca_file)?;
+    let tls = service_kit::tls::client_config(ca_file)?;
     reqwest::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
         .redirect(reqwest::redirect::Policy::none())

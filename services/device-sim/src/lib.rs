@@ -19,4 +19,3 @@ pub mod registry;
 pub mod run;
 pub mod scenario;
 pub mod stats;
-pub mod tls;

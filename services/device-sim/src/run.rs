@@ -79,7 +79,7 @@ pub fn prepare(config: SimConfig) -> Result<Prepared, ConfigError> {
         None
     } else {
         Some(
-            crate::tls::client_config(config.ca_file.as_deref())
+            service_kit::tls::client_config(config.ca_file.as_deref())
                 .map_err(|e| ConfigError::new(e.to_string()))?,
         )
     };

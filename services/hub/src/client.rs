@@ -125,26 +125,9 @@ pub fn policy_credentials(config: &HubConfig, right: Right) -> anyhow::Result<Se
 }
 
 fn http_client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject as _;
-            for cert in CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("--ca-file {}", path.display()))?
-            {
-                roots.add(cert.with_context(|| format!("--ca-file {}", path.display()))?)?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = service_kit::tls::client_config(ca_file).context("--ca-file")?;
     Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured((*tls).clone())
         .connect_timeout(Duration::from_secs(10))
         .build()?)
 }

@@ -1,5 +1,6 @@
-//! TLS for every transport: rustls with the ring provider, trusting the public web roots, or only
-//! the CA certificates of a PEM file (the local hub's development CA, `hub cert`).
+//! TLS clients for every service: rustls with the ring provider (no aws-lc in the workspace),
+//! trusting the public web roots, or only the CA certificates of a PEM file (a private CA, or the
+//! local hub's development CA that `hub cert` prints).
 
 use std::path::Path;
 use std::sync::Arc;
