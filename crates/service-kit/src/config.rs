@@ -158,3 +158,31 @@ fn prefixed<E: EnvSource + ?Sized>(
     ignored.sort();
     (kept, ignored)
 }
+
+/// `serialize_with` for a secret setting: `""` when unset, `"***"` otherwise, so a configuration
+/// can be printed or logged. (Defaults are serialised to seed [`load`]: keep a secret's default
+/// empty.)
+pub fn redacted<S: serde::Serializer>(
+    secret: &secrecy::SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret as _;
+    serializer.serialize_str(if secret.expose_secret().is_empty() {
+        ""
+    } else {
+        "***"
+    })
+}
+
+/// `serialize_with` for a map of secrets: the keys, each value `"***"`.
+pub fn redacted_map<S: serde::Serializer>(
+    map: &BTreeMap<String, secrecy::SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap as _;
+    let mut out = serializer.serialize_map(Some(map.len()))?;
+    for key in map.keys() {
+        out.serialize_entry(key, "***")?;
+    }
+    out.end()
+}

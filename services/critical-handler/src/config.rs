@@ -52,7 +52,7 @@ pub struct HandlerConfig {
 pub struct QueueSettings {
     /// `sqlite://...`, `amqp://...` or a Service Bus connection string (its `EntityPath` names the
     /// queue when `name` is not set).
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "service_kit::config::redacted")]
     pub connection_string: SecretString,
     /// The queue; default: the connection string's `EntityPath`, else `critical`.
     pub name: Option<String>,
@@ -74,12 +74,12 @@ pub struct WebhookSettings {
     pub content_type: Option<String>,
     /// Values the template reads as `vars.<name>` (PagerDuty `routing_key`, Jira `project_key`, ...).
     /// Treated as secrets: never logged.
-    #[serde(serialize_with = "redacted_map")]
+    #[serde(serialize_with = "service_kit::config::redacted_map")]
     pub vars: BTreeMap<String, SecretString>,
     /// How the CRM authenticates us.
     pub auth: Auth,
     /// Standard Webhooks signing secret, `whsec_<base64>` (required).
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "service_kit::config::redacted")]
     pub signing_secret: SecretString,
     /// Seconds before a request is given up as timed out.
     pub timeout_secs: u64,
@@ -103,7 +103,7 @@ pub enum Auth {
     /// `Authorization: Bearer <token>`.
     Bearer {
         /// The token.
-        #[serde(serialize_with = "redacted")]
+        #[serde(serialize_with = "service_kit::config::redacted")]
         token: SecretString,
     },
     /// `Authorization: Basic base64(<username>:<password>)` (Zendesk: `<email>/token` and the API token).
@@ -111,7 +111,7 @@ pub enum Auth {
         /// The user name.
         username: String,
         /// The password or API token.
-        #[serde(serialize_with = "redacted")]
+        #[serde(serialize_with = "service_kit::config::redacted")]
         password: SecretString,
     },
     /// Any header, e.g. `X-Api-Key`.
@@ -119,7 +119,7 @@ pub enum Auth {
         /// Header name.
         name: String,
         /// Header value.
-        #[serde(serialize_with = "redacted")]
+        #[serde(serialize_with = "service_kit::config::redacted")]
         value: SecretString,
     },
 }
@@ -323,24 +323,4 @@ impl HandlerConfig {
     pub fn grace_period(&self) -> Duration {
         Duration::from_secs(self.grace_period_secs)
     }
-}
-
-fn redacted<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
-    if secret.expose_secret().is_empty() {
-        serializer.serialize_str("")
-    } else {
-        serializer.serialize_str("***")
-    }
-}
-
-fn redacted_map<S: serde::Serializer>(
-    map: &BTreeMap<String, SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap as _;
-    let mut out = serializer.serialize_map(Some(map.len()))?;
-    for key in map.keys() {
-        out.serialize_entry(key, "***")?;
-    }
-    out.end()
 }

@@ -30,13 +30,13 @@ pub enum Transport {
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     /// One device's connection string (`HostName=...;DeviceId=...;SharedAccessKey=...`).
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "service_kit::config::redacted")]
     pub connection_string: SecretString,
     /// A file with one device connection string per line (blank lines and `#` comments skipped).
     pub connection_strings_file: Option<PathBuf>,
     /// A service connection string with registry rights: `devices` devices named by `id_pattern`
     /// are created (or reused) through the registry API.
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "service_kit::config::redacted")]
     pub service_connection_string: SecretString,
     /// Devices to simulate with a service connection string.
     pub devices: u64,
@@ -306,14 +306,6 @@ pub fn device_id(pattern: &str, n: u64) -> Result<String, String> {
         ));
     }
     Ok(id)
-}
-
-fn redacted<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(if secret.expose_secret().is_empty() {
-        ""
-    } else {
-        "***"
-    })
 }
 
 #[cfg(test)]

@@ -173,10 +173,11 @@ impl ArchiverConfig {
 
 fn redacted<S: serde::Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
     let text = secret.expose_secret();
-    // Keep the harmless part of an embedded default so `--help`-style dumps stay readable.
-    if text.is_empty() || text.starts_with("sqlite://") || text.starts_with("file://") {
+    // The default index (`sqlite://...`) is serialised to seed the configuration: keep URLs that
+    // cannot hold a password as they are.
+    if text.starts_with("sqlite://") || text.starts_with("file://") {
         serializer.serialize_str(text)
     } else {
-        serializer.serialize_str("***")
+        service_kit::config::redacted(secret, serializer)
     }
 }
