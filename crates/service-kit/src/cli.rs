@@ -3,8 +3,85 @@
 
 use std::process::ExitCode;
 
-use crate::EXIT_CONFIG;
 use crate::config::ConfigError;
+use crate::telemetry::TelemetryConfig;
+use crate::{EXIT_CONFIG, Shutdown};
+
+/// Why a service's `serve` stopped: a setting it could not use (exit 64) or anything else (exit 1).
+#[derive(Debug)]
+pub struct ServeFailure {
+    /// A configuration problem.
+    pub config: bool,
+    /// One line saying what happened.
+    pub message: String,
+}
+
+impl ServeFailure {
+    /// An unusable setting.
+    pub fn config(message: impl std::fmt::Display) -> Self {
+        ServeFailure {
+            config: true,
+            message: message.to_string(),
+        }
+    }
+
+    /// Any other failure.
+    pub fn other(message: impl std::fmt::Display) -> Self {
+        ServeFailure {
+            config: false,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for ServeFailure {
+    fn from(error: std::io::Error) -> Self {
+        ServeFailure::other(error)
+    }
+}
+
+/// Runs a service's `serve`: installs logging and tracing, starts a multi-threaded runtime, fires a
+/// [`Shutdown`] on SIGTERM/SIGINT and awaits `run` with it. The exit code is 0, 64 for a
+/// configuration problem (logging's included), or 1; the failure is printed as
+/// `<service>: <message>`.
+#[allow(clippy::print_stderr)]
+pub fn serve<F, Fut>(service: &'static str, telemetry: &TelemetryConfig, run: F) -> ExitCode
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), ServeFailure>>,
+{
+    let _telemetry = match crate::telemetry::init(telemetry, service) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{service}: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{service}: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        shutdown.on_signals()?;
+        run(shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            tracing::error!(error = %failure.message, "{service} stopped on an error");
+            eprintln!("{service}: {}", failure.message);
+            if failure.config {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
 
 /// Parses the process arguments. On `--help` or `--version` clap's text is printed and the exit
 /// code is 0; on a usage error its message is printed and the code is 64 (EX_USAGE).

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use service_kit::EXIT_CONFIG;
+use service_kit::cli::ServeFailure;
 use service_kit::config::{ProcessEnv, Sources};
-use service_kit::{EXIT_CONFIG, Shutdown};
 
 use crate::config::HandlerConfig;
 use crate::dlq::{self, Selection};
@@ -131,33 +132,16 @@ fn serve_command(args: &ConfigArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let _telemetry = match service_kit::telemetry::init(&config.telemetry, "critical-handler") {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("critical-handler: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let Some(runtime) = runtime(true) else {
-        return ExitCode::FAILURE;
-    };
-    let result = runtime.block_on(async move {
+    let telemetry = config.telemetry.clone();
+    service_kit::cli::serve("critical-handler", &telemetry, |shutdown| async move {
         let listeners = serve::Listeners::bind(&config)?;
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
-        serve::run(config, listeners, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(ServeError::Config(error)) => {
-            eprintln!("critical-handler: {error}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(error) => {
-            eprintln!("critical-handler: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        serve::run(config, listeners, shutdown)
+            .await
+            .map_err(|error| match error {
+                ServeError::Config(error) => ServeFailure::config(error),
+                other => ServeFailure::other(other),
+            })
+    })
 }
 
 fn dlq_command(command: DlqCommand) -> ExitCode {
@@ -173,7 +157,7 @@ fn dlq_command(command: DlqCommand) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let Some(runtime) = runtime(false) else {
+    let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async move {
@@ -197,13 +181,8 @@ fn dlq_command(command: DlqCommand) -> ExitCode {
     }
 }
 
-fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
-    let built = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    };
-    match built {
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => Some(runtime),
         Err(error) => {
             eprintln!("critical-handler: cannot start the runtime: {error}");

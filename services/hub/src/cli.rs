@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use iothub_query::Severity;
+use service_kit::EXIT_CONFIG;
+use service_kit::cli::ServeFailure;
 use service_kit::config::{ProcessEnv, Sources};
-use service_kit::{EXIT_CONFIG, Shutdown};
 
 use crate::client::{ClientArgs, HubClient};
 use crate::config::{HubConfig, Right};
@@ -201,34 +202,13 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_CONFIG);
     }
-    let _telemetry = match service_kit::telemetry::init(&config.telemetry, "hub") {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("hub: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("hub: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        let listeners = serve::Listeners::bind(&config)?;
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
-        serve::run(config, listeners, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "hub stopped on an error");
-            eprintln!("hub: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let telemetry = config.telemetry.clone();
+    service_kit::cli::serve("hub", &telemetry, |shutdown| async move {
+        let listeners = serve::Listeners::bind(&config).map_err(ServeFailure::other)?;
+        serve::run(config, listeners, shutdown)
+            .await
+            .map_err(|error| ServeFailure::other(format!("{error:#}")))
+    })
 }
 
 fn run_async<F, Fut>(f: F) -> ExitCode

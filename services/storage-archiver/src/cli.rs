@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret as _;
+use service_kit::EXIT_CONFIG;
+use service_kit::cli::ServeFailure;
 use service_kit::config::{ProcessEnv, Sources};
-use service_kit::{EXIT_CONFIG, Shutdown};
 
 use crate::config::ArchiverConfig;
 use crate::serve::{self, ServeError};
@@ -86,37 +87,16 @@ fn serve_command(args: &ConfigArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let _telemetry = match service_kit::telemetry::init(&config.telemetry, "storage-archiver") {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("storage-archiver: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("storage-archiver: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    let telemetry = config.telemetry.clone();
+    service_kit::cli::serve("storage-archiver", &telemetry, |shutdown| async move {
         let listeners = serve::Listeners::bind(&config)?;
-        let shutdown = Shutdown::new();
-        shutdown.on_signals()?;
-        serve::run(config, listeners, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(ServeError::Config(error)) => {
-            eprintln!("storage-archiver: {error}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(error) => {
-            eprintln!("storage-archiver: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        serve::run(config, listeners, shutdown)
+            .await
+            .map_err(|error| match error {
+                ServeError::Config(error) => ServeFailure::config(error),
+                other => ServeFailure::other(other),
+            })
+    })
 }
 
 fn reindex_command(args: &ConfigArgs, blobs: &[String]) -> ExitCode {
