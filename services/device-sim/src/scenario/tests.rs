@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::file::{epoch_ms, rfc3339_millis};
 use super::*;
 
 /// 2023-11-14T22:13:20.123Z.
