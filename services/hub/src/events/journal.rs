@@ -32,6 +32,9 @@ pub struct JournalConfig {
     pub queue_capacity: usize,
     /// Most commands per transaction.
     pub max_batch: usize,
+    /// WAL frames (pages) beyond which the writer finishes a checkpoint itself, so that SQLite
+    /// can start the WAL over (see `Writer::restart_wal`). The hub uses 4096 (16 MiB).
+    pub wal_restart_frames: i64,
 }
 
 /// Why a write did not become durable. The caller must not acknowledge the message.
@@ -118,12 +121,19 @@ impl Journal {
             .name("journal".to_owned())
             .spawn(move || {
                 let done = Arc::new(AtomicBool::new(false));
-                let checkpoints = spawn_checkpointer(checkpointer, Arc::clone(&done));
+                let wal_large = Arc::new(AtomicBool::new(false));
+                let checkpoints = spawn_checkpointer(
+                    checkpointer,
+                    Arc::clone(&done),
+                    Arc::clone(&wal_large),
+                    config.wal_restart_frames,
+                );
                 Writer {
                     conn,
                     last: last_tx,
                     outboxes: writer_outboxes,
                     stored,
+                    wal_large,
                 }
                 .run(rx, &config);
                 done.store(true, Ordering::Relaxed);
@@ -218,15 +228,23 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Checkpoints the WAL every 200 ms from its own connection, so commits never wait for one.
-fn spawn_checkpointer(conn: rusqlite::Connection, done: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+/// Checkpoints the WAL every 200 ms from its own connection, so commits never wait for the copying;
+/// raises `wal_large` when the WAL holds more than `restart_frames`.
+fn spawn_checkpointer(
+    conn: rusqlite::Connection,
+    done: Arc<AtomicBool>,
+    wal_large: Arc<AtomicBool>,
+    restart_frames: i64,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("journal-checkpoint".to_owned())
         .spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                if let Err(error) = store::checkpoint(&conn) {
-                    tracing::warn!(%error, "journal checkpoint failed");
+                match store::checkpoint(&conn) {
+                    Ok(wal) if wal.frames > restart_frames => wal_large.store(true, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "journal checkpoint failed"),
                 }
             }
             let _ = store::checkpoint(&conn);
@@ -247,6 +265,8 @@ struct Writer {
     last: watch::Sender<u64>,
     outboxes: Arc<Outboxes>,
     stored: u64,
+    /// Set by the checkpointer when the WAL is over `JournalConfig::wal_restart_frames`.
+    wal_large: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -264,12 +284,31 @@ impl Writer {
                 }
             }
             self.commit(&mut batch);
+            if self.wal_large.swap(false, Ordering::Relaxed) {
+                self.restart_wal();
+            }
             if Instant::now() >= next_maintenance {
                 self.maintain(config);
                 next_maintenance = Instant::now() + MAINTENANCE_EVERY;
             }
         }
         tracing::debug!("journal closed");
+    }
+
+    /// Lets SQLite start the WAL over. It does so only when a transaction begins with every frame
+    /// copied into the database, and under a steady stream of commits the checkpointer never finds
+    /// that moment: the WAL grew by gigabytes, and every commit extended the file. A checkpoint run
+    /// here, between two transactions, copies the few frames the checkpointer has not, so the next
+    /// transaction writes from the start of the WAL again.
+    fn restart_wal(&self) {
+        match store::checkpoint(&self.conn) {
+            Ok(wal) => tracing::debug!(
+                frames = wal.frames,
+                copied = wal.copied,
+                "journal WAL checkpointed by the writer"
+            ),
+            Err(error) => tracing::warn!(%error, "journal checkpoint failed"),
+        }
     }
 
     fn maintain(&mut self, config: &JournalConfig) {
@@ -368,3 +407,7 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

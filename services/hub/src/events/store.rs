@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (enqueued_ms);
 ";
 
+/// Bytes a WAL that starts over is truncated to.
+pub(crate) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// Opens the database for writing, creating it and its schema.
 pub(crate) fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -53,15 +56,30 @@ pub(crate) fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, Sto
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Checkpoints run on their own thread (see `checkpoint`), never inside a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // After a burst, give the disk back: a WAL that starts over is cut to this size.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(super::outbox::SCHEMA)?;
     Ok(conn)
 }
 
+/// The WAL after a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalState {
+    /// Frames in the WAL (-1 when another checkpoint was running).
+    pub(crate) frames: i64,
+    /// Frames copied into the database so far.
+    pub(crate) copied: i64,
+}
+
 /// Copies committed WAL frames into the database without blocking the writer (PASSIVE).
-pub(crate) fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-    Ok(())
+pub(crate) fn checkpoint(conn: &Connection) -> Result<WalState, StoreError> {
+    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok(WalState {
+            frames: row.get(1)?,
+            copied: row.get(2)?,
+        })
+    })?)
 }
 
 /// Bytes of events stored, for size-based retention (read once at start, then kept up to date).
