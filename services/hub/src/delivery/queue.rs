@@ -16,9 +16,12 @@ use tokio::sync::mpsc;
 use super::{AppendError, Backoff, DispatchContext};
 use crate::events::OutboxRow;
 
-/// Most messages and bytes per `send_batch` (Service Bus Standard takes 256 KB per batch).
+/// Most messages and bytes per `send_batch`. `crates/queue` sends each message as its own AMQP
+/// transfer (Service Bus, RabbitMQ) or row (SQLite), so Service Bus's 256 KB limit on a *batched*
+/// message does not apply; the bytes bound memory and the size of a retry. (At 200 KB, batches of
+/// IoT Hub-sized messages cut the SQLite queue's commits to ~500 messages and the routed rate by ~10%.)
 const MAX_BATCH_MESSAGES: usize = 1000;
-const MAX_BATCH_BYTES: usize = 200 * 1024;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// A queue endpoint's target: a connection string and a queue name.
 #[derive(Debug, Clone)]
@@ -326,12 +329,8 @@ mod tests {
 
     #[test]
     fn batches_are_cut_at_the_byte_limit_and_a_big_message_goes_alone() {
-        let rows = vec![
-            row(1, 150 * 1024),
-            row(2, 150 * 1024),
-            row(3, 300 * 1024),
-            row(4, 10),
-        ];
+        let (most, big) = (MAX_BATCH_BYTES * 3 / 5, MAX_BATCH_BYTES + 1);
+        let rows = vec![row(1, most), row(2, most), row(3, big), row(4, 10)];
         assert_eq!(
             shape(&batches(rows)),
             [(1, 1, 1), (2, 1, 1), (3, 1, 1), (4, 1, 1)]
