@@ -41,15 +41,29 @@ impl IngestError {
     }
 }
 
-/// Where accepted messages go.
+/// Where accepted messages go. Cheap to clone (each accepted message holds one).
 #[derive(Debug, Clone)]
 pub struct Ingest {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of an [`Ingest`] shares.
+#[derive(Debug)]
+pub struct Shared {
     journal: Journal,
     routes: Arc<LiveRouting>,
     metrics: HubMetrics,
     routing_metrics: RoutingMetrics,
     max_message_bytes: usize,
     max_backlog: u64,
+}
+
+impl std::ops::Deref for Ingest {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 /// A routed message, ready to append.
@@ -72,12 +86,14 @@ impl Ingest {
         max_backlog: u64,
     ) -> Self {
         Ingest {
-            journal,
-            routes,
-            metrics,
-            routing_metrics,
-            max_message_bytes,
-            max_backlog,
+            shared: Arc::new(Shared {
+                journal,
+                routes,
+                metrics,
+                routing_metrics,
+                max_message_bytes,
+                max_backlog,
+            }),
         }
     }
 

@@ -81,6 +81,7 @@ pub async fn run(config: HubConfig, listeners: Listeners, shutdown: Shutdown) ->
         max_bytes: config.events.max_bytes,
         queue_capacity: 16 * 1024,
         max_batch: 1024,
+        wal_restart_frames: 4096,
     })
     .context("the events store")?;
     store_check.ready();
