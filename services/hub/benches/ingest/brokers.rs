@@ -145,7 +145,11 @@ impl Hub {
         config.listeners.https = None;
         config.listeners.admin = None;
         config.listeners.mqtt_tcp = Some("127.0.0.1:0".parse()?);
-        config.events.sync = SyncMode::Full;
+        // `HUB_SYNC=normal` measures commits without fsync (durable across kill -9, not power loss).
+        config.events.sync = match std::env::var("HUB_SYNC").as_deref() {
+            Ok("normal") => SyncMode::Normal,
+            _ => SyncMode::Full,
+        };
         config.limits.max_inflight_per_connection = 1024;
         if routed {
             config.routing.file = Some(write_routing(&data_dir)?);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use rumqttc::mqttbytes::QoS;
-use rumqttc::mqttbytes::v4::{Connect, Packet, Publish, Subscribe};
+use rumqttc::mqttbytes::v4::{Connect, Packet, PubAck, Publish, Subscribe};
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -101,9 +101,11 @@ async fn connect(addr: SocketAddr, device: &Device) -> std::io::Result<TcpStream
     }
 }
 
-/// A subscriber counting every message on `devices/#` (for the QoS 0 → subscriber baseline).
+/// A subscriber counting every message on `devices/#`, at `qos`: the baseline's other half, as
+/// perf-baselines B2 (QoS 0) and B4 (QoS 1, PUBACKing every message) define it.
 pub(crate) async fn subscriber(
     addr: SocketAddr,
+    qos: QoS,
     counters: Arc<Counters>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let device = Device {
@@ -114,12 +116,13 @@ pub(crate) async fn subscriber(
     };
     let mut stream = connect(addr, &device).await?;
     let mut buf = BytesMut::new();
-    let mut subscribe = Subscribe::new("devices/#", QoS::AtMostOnce);
+    let mut subscribe = Subscribe::new("devices/#", qos);
     subscribe.pkid = 1;
     subscribe.write(&mut buf).map_err(std::io::Error::other)?;
     stream.write_all(&buf).await?;
     Ok(tokio::spawn(async move {
         let mut read = BytesMut::with_capacity(1 << 20);
+        let mut acks = BytesMut::new();
         while !counters.stop.load(Ordering::Relaxed) {
             match stream.read_buf(&mut read).await {
                 Ok(0) | Err(_) => return,
@@ -127,13 +130,21 @@ pub(crate) async fn subscriber(
             }
             loop {
                 match Packet::read(&mut read, 1 << 20) {
-                    Ok(Packet::Publish(_)) => {
+                    Ok(Packet::Publish(publish)) => {
                         counters.delivered.fetch_add(1, Ordering::Relaxed);
                         counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+                        if publish.qos == QoS::AtLeastOnce
+                            && PubAck::new(publish.pkid).write(&mut acks).is_err()
+                        {
+                            return;
+                        }
                     }
                     Ok(_) => {}
                     Err(_) => break,
                 }
+            }
+            if !acks.is_empty() && stream.write_all(&acks.split()).await.is_err() {
+                return;
             }
         }
     }))
