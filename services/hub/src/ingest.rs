@@ -4,6 +4,7 @@
 //! An endpoint whose backlog is over its bound slows down the messages routed to it (backpressure).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use iothub_protocol::{MAX_MESSAGE_SIZE, Message, MessageSource, Timestamp};
@@ -50,12 +51,38 @@ pub struct Ingest {
 /// What every clone of an [`Ingest`] shares.
 #[derive(Debug)]
 pub struct Shared {
+    stats: IngestStats,
     journal: Journal,
     routes: Arc<LiveRouting>,
     metrics: HubMetrics,
     routing_metrics: RoutingMetrics,
     max_message_bytes: usize,
     max_backlog: u64,
+}
+
+/// Totals since the hub started, for the console (the metrics break them down by label).
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    received: AtomicU64,
+    refused: AtomicU64,
+    to_events: AtomicU64,
+}
+
+impl IngestStats {
+    /// Device messages accepted.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Device messages refused.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Messages (device messages and the hub's own events) committed to the `events` stream.
+    pub fn to_events(&self) -> u64 {
+        self.to_events.load(Ordering::Relaxed)
+    }
 }
 
 impl std::ops::Deref for Ingest {
@@ -87,6 +114,7 @@ impl Ingest {
     ) -> Self {
         Ingest {
             shared: Arc::new(Shared {
+                stats: IngestStats::default(),
                 journal,
                 routes,
                 metrics,
@@ -127,11 +155,13 @@ impl Ingest {
             };
             match &result {
                 Ok(()) => {
+                    this.stats.received.fetch_add(1, Ordering::Relaxed);
                     this.metrics.messages_received.get_or_create(&label).inc();
                     this.metrics.message_bytes_received.inc_by(size as u64);
                     this.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
                 }
                 Err(error) => {
+                    this.stats.refused.fetch_add(1, Ordering::Relaxed);
                     this.metrics
                         .messages_refused
                         .get_or_create(&OutcomeLabel {
@@ -256,10 +286,23 @@ impl Ingest {
         for outbox in &prepared.outboxes {
             self.wait_for_room(outbox).await?;
         }
+        let to_events = prepared
+            .copies
+            .iter()
+            .any(|copy| copy.destination == Destination::Events);
         self.journal
             .append(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
             .await
-            .map_err(IngestError::from)
+            .map_err(IngestError::from)?;
+        if to_events {
+            self.stats.to_events.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Totals since start.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
     }
 
     /// Waits while `outbox` holds more than the bound (its dispatcher is behind or its endpoint down).

@@ -180,6 +180,14 @@ pub fn load_message(
         what: "RoutingMessage ({\"body\", \"appProperties\", \"systemProperties\"})",
         source,
     })?;
+    simple_message(message, raw_body)
+}
+
+/// The message to test from a parsed `RoutingMessage` and, optionally, raw body bytes.
+pub fn simple_message(
+    message: RoutingMessage,
+    raw_body: Option<Vec<u8>>,
+) -> Result<SimpleMessage, InputError> {
     let app_properties = properties("appProperties", message.app_properties)?;
     let system_properties = properties("systemProperties", message.system_properties)?;
     let body = match (message.body, raw_body) {

@@ -162,6 +162,11 @@ impl LiveRouting {
         self.current.load_full()
     }
 
+    /// Route and delivery counters (the console reads them).
+    pub fn metrics(&self) -> &RoutingMetrics {
+        &self.metrics
+    }
+
     /// The hub's shutdown, which also stops the dispatchers.
     pub fn shutdown(&self) -> &Shutdown {
         &self.shutdown

@@ -1,6 +1,7 @@
 //! The hub's HTTP API, served over HTTPS (and optionally plain HTTP on loopback): device telemetry,
 //! the registry, the events stream, and MQTT over WebSockets.
 
+mod console;
 mod error;
 mod events;
 mod health;
@@ -55,7 +56,8 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .route("/events", web::get().to(events::stream_events))
         .route("/routingEndpointsHealth", web::get().to(health::endpoints_health))
-        .route("/$iothub/websocket", web::get().to(websocket::upgrade));
+        .route("/$iothub/websocket", web::get().to(websocket::upgrade))
+        .configure(console::routes);
 }
 
 /// Starts the API server on `listener`, with TLS when `tls` is given. It stops when the hub's

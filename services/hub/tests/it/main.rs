@@ -13,6 +13,7 @@
 
 mod admin;
 mod bad_input;
+mod console_api;
 mod crash;
 mod https_telemetry;
 mod mqtt_connect;
