@@ -18,6 +18,11 @@
 mod brokers;
 mod loadgen;
 
+/// The allocator the `hub` binary ships with (`HUB_ALLOC=system` is not supported at run time:
+/// rebuild without this line to compare).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 
