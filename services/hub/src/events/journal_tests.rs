@@ -62,3 +62,51 @@ async fn the_wal_starts_over_under_a_steady_stream_of_commits() {
         "the WAL is {wal_size} bytes after {written} bytes of events: it never started over"
     );
 }
+
+/// QoS 0 messages are appended without a completion; they are committed all the same, in order
+/// with the confirmed ones, before the writer stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_appends_are_committed_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.db");
+    let (journal, thread) = Journal::start(JournalConfig {
+        path: path.clone(),
+        sync: SyncMode::Full,
+        retention: Duration::from_secs(3600),
+        max_bytes: u64::MAX,
+        queue_capacity: 16,
+        max_batch: 4,
+        wal_restart_frames: 4096,
+    })
+    .expect("journal starts");
+    let copy = |n: usize| Copy {
+        destination: Destination::Events,
+        payload: format!("message {n}").into_bytes(),
+    };
+    // Enqueued now: retention removes anything older than an hour.
+    let now = super::now_ms();
+    for n in 0..100 {
+        if n % 10 == 9 {
+            journal
+                .append(now, "dev", vec![copy(n)])
+                .await
+                .expect("confirmed");
+        } else {
+            journal
+                .append_unconfirmed(now, "dev", vec![copy(n)])
+                .await
+                .expect("queued");
+        }
+    }
+    drop(journal);
+    thread.join().expect("writer thread");
+    let reader = crate::events::EventsReader::open(&path).expect("reader");
+    let payloads: Vec<Vec<u8>> = reader
+        .read_after(0, 1000, None)
+        .expect("events")
+        .into_iter()
+        .map(|row| row.payload)
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..100).map(|n| copy(n).payload).collect();
+    assert_eq!(payloads, expected);
+}
