@@ -1,5 +1,10 @@
 //! The `device-sim` binary: everything lives in the library; see `device_sim::cli`.
 
+/// mimalloc, as every service binary (see the hub's: glibc's malloc does poorly when one thread
+/// frees what others allocated).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     device_sim::cli::main()
 }
