@@ -166,7 +166,6 @@ async fn handler_rate(url: &str, count: &AtomicU64, concurrency: usize, messages
     messages as f64 / elapsed.as_secs_f64()
 }
 
-
 /// The allocator the `critical-handler` binary ships with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
