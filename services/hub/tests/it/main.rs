@@ -21,6 +21,7 @@ mod mqtt_publish;
 mod mqtt_session;
 mod registry_api;
 mod route_test;
+mod routing_backends;
 mod routing_bad_config;
 mod routing_cli;
 mod routing_config;
