@@ -20,6 +20,9 @@ pub struct ArchiverConfig {
     pub index: SecretString,
     /// How often the container is listed for new blobs, in milliseconds.
     pub poll_interval_ms: u64,
+    /// Push mode: BlobCreated notifications from a queue record new blobs at once; listing stays
+    /// on as the fallback. None: listing only.
+    pub notifications: Option<NotificationSettings>,
     /// Index only blobs modified at or after this time (RFC 3339), or `now`; default: everything
     /// (backfill).
     pub from: Option<String>,
@@ -67,12 +70,24 @@ pub struct ContainerSettings {
     pub settle_minutes: u64,
 }
 
+/// Where Event Grid delivers the container's BlobCreated events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// A Service Bus connection string, `amqp://...` or `sqlite://...` (as `crates/queue` reads).
+    #[serde(serialize_with = "redacted")]
+    pub connection_string: SecretString,
+    /// The queue's name.
+    pub queue: String,
+}
+
 impl Default for ArchiverConfig {
     fn default() -> Self {
         ArchiverConfig {
             container: ContainerSettings::default(),
             index: SecretString::from("sqlite://data/index.db"),
             poll_interval_ms: 2000,
+            notifications: None,
             from: None,
             workers: 2,
             lease_secs: 60,
@@ -144,6 +159,14 @@ impl ArchiverConfig {
         }
         if self.poll_interval_ms < 10 {
             problems.push("poll_interval_ms: must be at least 10".to_owned());
+        }
+        if let Some(notifications) = &self.notifications {
+            if let Err(e) = queue::ConnectionConfig::parse(notifications.connection_string.expose_secret()) {
+                problems.push(format!("notifications.connection_string: {e}"));
+            }
+            if notifications.queue.trim().is_empty() {
+                problems.push("notifications.queue: required".to_owned());
+            }
         }
         if problems.is_empty() {
             Ok(())

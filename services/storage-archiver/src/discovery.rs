@@ -16,6 +16,15 @@ use object_store::path::Path as StorePath;
 
 use crate::store::Store;
 
+/// The version a receipt records for a listed blob: its ETag, exactly as the store reports it
+/// (the indexer reads the blob with `If-Match` on it).
+pub(crate) fn version(meta: &object_store::ObjectMeta) -> String {
+    meta.e_tag.clone().unwrap_or_else(|| {
+        // A store without ETags (none here) would still get one receipt per size and time.
+        format!("{}-{}", meta.size, meta.last_modified.timestamp_millis())
+    })
+}
+
 /// What one poll found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PollOutcome {
@@ -135,10 +144,7 @@ impl Discovery {
             let name = meta.location.to_string();
             let modified: SystemTime = meta.last_modified.into();
             if self.from.is_none_or(|from| modified >= from) {
-                let etag = meta.e_tag.clone().unwrap_or_else(|| {
-                    // A store without ETags (none here) would still get one receipt per size and time.
-                    format!("{}-{}", meta.size, meta.last_modified.timestamp_millis())
-                });
+                let etag = version(&meta);
                 let new = self
                     .index
                     .upsert_blob(&name, &etag, meta.size)

@@ -51,7 +51,11 @@ impl ArchiverMetrics {
         };
         let m = this.clone();
         metrics.register(move |r| {
-            r.register("blobs_seen", "New blob versions found by listing", m.blobs_seen);
+            r.register(
+                "blobs_seen",
+                "New blob versions found by listing or notifications",
+                m.blobs_seen,
+            );
             r.register("blobs_indexed", "Blobs indexed completely", m.blobs_indexed);
             r.register("blobs_failed", "Blobs failed for good (poison)", m.blobs_failed);
             r.register(

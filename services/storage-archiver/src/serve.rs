@@ -16,6 +16,7 @@ use crate::config::ArchiverConfig;
 use crate::discovery::Discovery;
 use crate::indexer::{IndexSettings, Indexer};
 use crate::metrics::ArchiverMetrics;
+use crate::notifications::Notifications;
 use crate::store::Store;
 
 /// Sockets bound before [`run`].
@@ -148,6 +149,19 @@ pub async fn run(config: ArchiverConfig, listeners: Listeners, shutdown: Shutdow
     };
     let wake = Arc::new(tokio::sync::Notify::new());
     let mut work = JoinSet::new();
+    if let Some(settings) = &config.notifications {
+        let notifications = open_notifications(settings, &indexer, &config, &shutdown).await;
+        if let Some(notifications) = notifications {
+            let (wake, seen) = (Arc::clone(&wake), indexer.metrics.blobs_seen.clone());
+            work.spawn(notifications.run(
+                move |new| {
+                    seen.inc_by(new);
+                    wake.notify_waiters();
+                },
+                shutdown.clone(),
+            ));
+        }
+    }
     work.spawn(discover(
         discovery,
         Duration::from_millis(config.poll_interval_ms),
@@ -170,6 +184,51 @@ pub async fn run(config: ArchiverConfig, listeners: Listeners, shutdown: Shutdow
     }
     while servers.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The notification queue, retried until it opens (listing runs meanwhile only once this returns,
+/// so a queue that never opens is given up after a minute: listing alone still finds every blob).
+async fn open_notifications(
+    settings: &crate::config::NotificationSettings,
+    indexer: &Indexer,
+    config: &ArchiverConfig,
+    shutdown: &Shutdown,
+) -> Option<Notifications> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let opened = async {
+            let client = queue::QueueClient::connect(settings.connection_string.expose_secret()).await?;
+            client.queue(&settings.queue).await
+        };
+        let opened = tokio::select! {
+            opened = opened => opened,
+            () = shutdown.wait() => return None,
+        };
+        match opened {
+            Ok(queue) => {
+                return Some(Notifications {
+                    queue,
+                    container_store: Arc::clone(&indexer.container),
+                    index: Arc::clone(&indexer.index),
+                    container: config.container.name.clone(),
+                    prefix: config.container.prefix.clone(),
+                });
+            }
+            Err(e) if tokio::time::Instant::now() < give_up => {
+                tracing::warn!(error = %e, queue = %settings.queue, "notification queue not reachable yet");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.wait() => return None,
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, queue = %settings.queue, "notification queue unreachable; listing only");
+                return None;
+            }
+        }
+    }
 }
 
 async fn open_index(

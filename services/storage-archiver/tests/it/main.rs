@@ -8,5 +8,6 @@ mod bad_input;
 mod hub_blobs;
 mod indexing;
 mod poison;
+mod push;
 mod replicas;
 mod support;
