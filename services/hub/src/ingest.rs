@@ -42,16 +42,6 @@ impl IngestError {
     }
 }
 
-/// What the caller of [`Ingest::accept`] waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
-    /// Every copy committed (QoS 1, HTTPS): the caller acknowledges after.
-    Awaited,
-    /// The journal has taken the message (QoS 0, which nothing acknowledges): no per-message
-    /// completion, so the writer never has to wake the connection. A failed commit loses it (logged).
-    Queued,
-}
-
 /// Where accepted messages go. Cheap to clone (each accepted message holds one).
 #[derive(Debug, Clone)]
 pub struct Ingest {
@@ -136,15 +126,13 @@ impl Ingest {
     }
 
     /// Stamps `message` as telemetry from `identity`, checks its size, routes it and starts making
-    /// it durable. The returned future resolves when every copy is committed (or, with
-    /// [`Commit::Queued`], taken by the journal); drop it only if the message will never be
-    /// acknowledged.
+    /// it durable. The returned future resolves when every copy is committed; drop it only if the
+    /// message will never be acknowledged.
     pub fn accept(
         &self,
         identity: &DeviceIdentity,
         mut message: Message,
         label: MessageLabel,
-        commit: Commit,
     ) -> impl Future<Output = Result<(), IngestError>> + Send + 'static {
         let started = Instant::now();
         // The size counts what the device sent, before the hub's own stamps.
@@ -162,7 +150,7 @@ impl Ingest {
         let this = self.clone();
         async move {
             let result = match prepared {
-                Ok(prepared) => this.commit(prepared, commit).await,
+                Ok(prepared) => this.commit(prepared).await,
                 Err(e) => Err(e),
             };
             match &result {
@@ -170,9 +158,7 @@ impl Ingest {
                     this.stats.received.fetch_add(1, Ordering::Relaxed);
                     this.metrics.messages_received.get_or_create(&label).inc();
                     this.metrics.message_bytes_received.inc_by(size as u64);
-                    if commit == Commit::Awaited {
-                        this.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
-                    }
+                    this.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
                 }
                 Err(error) => {
                     this.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -193,7 +179,7 @@ impl Ingest {
     pub fn emit(&self, message: Message) -> impl Future<Output = Result<(), IngestError>> + Send + 'static {
         let prepared = self.prepare(&message);
         let this = self.clone();
-        async move { this.commit(prepared?, Commit::Awaited).await }
+        async move { this.commit(prepared?).await }
     }
 
     /// Routes `message` and serialises one copy per target (enrichments applied per endpoint).
@@ -292,7 +278,7 @@ impl Ingest {
         }
     }
 
-    async fn commit(&self, prepared: Prepared, commit: Commit) -> Result<(), IngestError> {
+    async fn commit(&self, prepared: Prepared) -> Result<(), IngestError> {
         if prepared.copies.is_empty() {
             // Orphaned (or enriched out): IoT Hub acknowledges and drops it.
             return Ok(());
@@ -304,19 +290,10 @@ impl Ingest {
             .copies
             .iter()
             .any(|copy| copy.destination == Destination::Events);
-        let appended = match commit {
-            Commit::Awaited => {
-                self.journal
-                    .append(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
-                    .await
-            }
-            Commit::Queued => {
-                self.journal
-                    .append_unconfirmed(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
-                    .await
-            }
-        };
-        appended.map_err(IngestError::from)?;
+        self.journal
+            .append(prepared.enqueued_ms, &prepared.device_id, prepared.copies)
+            .await
+            .map_err(IngestError::from)?;
         if to_events {
             self.stats.to_events.fetch_add(1, Ordering::Relaxed);
         }

@@ -71,8 +71,7 @@ enum Command {
         enqueued_ms: i64,
         device_id: String,
         copies: Vec<Copy>,
-        /// `None` for an unconfirmed append (QoS 0): nobody waits for the commit.
-        done: Option<oneshot::Sender<Result<(), AppendError>>>,
+        done: oneshot::Sender<Result<(), AppendError>>,
     },
     Settle {
         endpoint: Arc<str>,
@@ -174,27 +173,9 @@ impl Journal {
             enqueued_ms,
             device_id: device_id.to_owned(),
             copies,
-            done: Some(done),
+            done,
         };
         self.submit(command, answer).await
-    }
-
-    /// Queues one accepted message for the next commit without waiting for it (a QoS 0 message,
-    /// which nothing acknowledges): returns once the writer has taken it, which still slows the
-    /// caller down when the writer is behind. If its commit fails, the message is lost and logged.
-    pub async fn append_unconfirmed(
-        &self,
-        enqueued_ms: i64,
-        device_id: &str,
-        copies: Vec<Copy>,
-    ) -> Result<(), AppendError> {
-        let command = Command::Append {
-            enqueued_ms,
-            device_id: device_id.to_owned(),
-            copies,
-            done: None,
-        };
-        self.tx.send(command).await.map_err(|_| AppendError::Closed)
     }
 
     /// Removes `endpoint`'s outbox rows up to `up_to` once delivered (and, for a storage endpoint,
@@ -268,17 +249,6 @@ fn spawn_checkpointer(
             }
             let _ = store::checkpoint(&conn);
         })
-}
-
-/// Tells the sender of `command` how its commit went (an unconfirmed append has no one to tell).
-fn answer(command: Command, result: Result<(), AppendError>) {
-    let done = match command {
-        Command::Append { done, .. } => done,
-        Command::Settle { done, .. } | Command::PendBlob { done, .. } => Some(done),
-    };
-    if let Some(done) = done {
-        let _ = done.send(result);
-    }
 }
 
 /// What one transaction changed, applied to the shared signals only after it committed.
@@ -356,14 +326,20 @@ impl Writer {
             Ok(effects) => {
                 self.apply(effects);
                 for command in batch.drain(..) {
-                    answer(command, Ok(()));
+                    let (Command::Append { done, .. }
+                    | Command::Settle { done, .. }
+                    | Command::PendBlob { done, .. }) = command;
+                    let _ = done.send(Ok(()));
                 }
             }
             Err(error) => {
-                tracing::error!(%error, count = batch.len(), "journal batch not written; senders are told (QoS 0 messages in it are lost)");
+                tracing::error!(%error, count = batch.len(), "journal batch not written; senders are told");
                 let error = AppendError::Store(error.to_string());
                 for command in batch.drain(..) {
-                    answer(command, Err(error.clone()));
+                    let (Command::Append { done, .. }
+                    | Command::Settle { done, .. }
+                    | Command::PendBlob { done, .. }) = command;
+                    let _ = done.send(Err(error.clone()));
                 }
             }
         }

@@ -9,7 +9,7 @@ use iothub_protocol::Message;
 use iothub_protocol::https::apply_header;
 
 use super::{ApiError, authorization, require_api_version};
-use crate::ingest::{Commit, IngestError};
+use crate::ingest::IngestError;
 use crate::metrics::{MessageLabel, OutcomeLabel};
 use crate::state::Hub;
 
@@ -45,11 +45,7 @@ pub(crate) async fn send_event(
         transport: "https",
         qos: "1",
     };
-    match hub
-        .ingest
-        .accept(&identity, message, label, Commit::Awaited)
-        .await
-    {
+    match hub.ingest.accept(&identity, message, label).await {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(error @ IngestError::TooLarge { .. }) => Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

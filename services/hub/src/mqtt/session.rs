@@ -24,7 +24,7 @@ use tokio_util::codec::Framed;
 
 use super::live::{Eviction, Registration};
 use crate::auth::{DeviceIdentity, Refusal};
-use crate::ingest::{Commit, IngestError};
+use crate::ingest::IngestError;
 use crate::metrics::{MessageLabel, OutcomeLabel, TransportLabel};
 use crate::state::Hub;
 
@@ -253,7 +253,7 @@ fn publish_will(hub: &Arc<Hub>, identity: &DeviceIdentity, connect: &Connect) {
         transport: "mqtt_will",
         qos: "1",
     };
-    let accepted = hub.ingest.accept(identity, message, label, Commit::Awaited);
+    let accepted = hub.ingest.accept(identity, message, label);
     tokio::spawn(async move {
         if let Err(error) = accepted.await {
             tracing::warn!(%error, "will message not stored");
@@ -422,12 +422,6 @@ impl Session<'_> {
         if publish.retain {
             message.set_app_property(RETAIN_PROPERTY, Some("true".to_owned()));
         }
-        // Nothing acknowledges a QoS 0 message, so nothing waits for its commit.
-        let commit = if publish.qos == QoS::AtLeastOnce {
-            Commit::Awaited
-        } else {
-            Commit::Queued
-        };
         let accepted = self.hub.ingest.accept(
             self.identity,
             message,
@@ -435,7 +429,6 @@ impl Session<'_> {
                 transport: self.transport,
                 qos,
             },
-            commit,
         );
         let pkid = (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid);
         pending.push_back(Box::pin(accepted.map(move |result| result.map(|()| pkid))));
