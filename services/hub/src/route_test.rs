@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// IoT Hub's `RoutingMessage`: what the Test Route API takes as the message.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutingMessage {
     /// The body as text; encoded per the `contentEncoding` system property (UTF-8 by default).

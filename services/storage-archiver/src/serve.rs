@@ -149,18 +149,19 @@ pub async fn run(config: ArchiverConfig, listeners: Listeners, shutdown: Shutdow
     };
     let wake = Arc::new(tokio::sync::Notify::new());
     let mut work = JoinSet::new();
-    if let Some(settings) = &config.notifications {
-        let notifications = open_notifications(settings, &indexer, &config, &shutdown).await;
-        if let Some(notifications) = notifications {
-            let (wake, seen) = (Arc::clone(&wake), indexer.metrics.blobs_seen.clone());
-            work.spawn(notifications.run(
-                move |new| {
+    if let Some(settings) = config.notifications.clone() {
+        // Its own task: listing starts at once, whether or not the queue is reachable yet.
+        let (wake, seen) = (Arc::clone(&wake), indexer.metrics.blobs_seen.clone());
+        let (indexer, config, shutdown) = (indexer.clone(), config.clone(), shutdown.clone());
+        work.spawn(async move {
+            if let Some(notifications) = open_notifications(&settings, &indexer, &config, &shutdown).await {
+                let recorded = move |new| {
                     seen.inc_by(new);
                     wake.notify_waiters();
-                },
-                shutdown.clone(),
-            ));
-        }
+                };
+                notifications.run(recorded, shutdown).await;
+            }
+        });
     }
     work.spawn(discover(
         discovery,
@@ -186,15 +187,13 @@ pub async fn run(config: ArchiverConfig, listeners: Listeners, shutdown: Shutdow
     Ok(())
 }
 
-/// The notification queue, retried until it opens (listing runs meanwhile only once this returns,
-/// so a queue that never opens is given up after a minute: listing alone still finds every blob).
+/// The notification queue, retried until it opens or the archiver stops (listing runs meanwhile).
 async fn open_notifications(
     settings: &crate::config::NotificationSettings,
     indexer: &Indexer,
     config: &ArchiverConfig,
     shutdown: &Shutdown,
 ) -> Option<Notifications> {
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut delay = Duration::from_millis(250);
     loop {
         let opened = async {
@@ -215,17 +214,13 @@ async fn open_notifications(
                     prefix: config.container.prefix.clone(),
                 });
             }
-            Err(e) if tokio::time::Instant::now() < give_up => {
-                tracing::warn!(error = %e, queue = %settings.queue, "notification queue not reachable yet");
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %settings.queue, "notification queue not reachable yet; listing still runs");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = shutdown.wait() => return None,
                 }
                 delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, queue = %settings.queue, "notification queue unreachable; listing only");
-                return None;
             }
         }
     }

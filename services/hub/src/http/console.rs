@@ -269,15 +269,8 @@ async fn test(
             )
         })?,
     };
-    let message = simple_message(
-        test.message.unwrap_or(RoutingMessage {
-            body: None,
-            app_properties: Default::default(),
-            system_properties: Default::default(),
-        }),
-        None,
-    )
-    .map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
+    let message = simple_message(test.message.unwrap_or_default(), None)
+        .map_err(|e| ApiError::bad_request("invalid_message", e.to_string()))?;
     let (result, body_error) = test_route(&test.condition, &message);
     let errors = result.details.compilation_errors;
     let failed = errors.iter().any(|e| e.severity == Severity::Error);
