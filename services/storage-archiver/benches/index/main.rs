@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p storage-archiver --bench index`. `BLOBS` (default 1000) × `RECORDS` (1000)
 //! records of ~200-byte bodies; `WORKERS` (default 2) indexing workers; `POSTGRES` (default the
-//! local one; `skip` to leave it out). DuckDB comes from PyPI into `target/bench-venv` (created on
+//! local one; `skip` to leave it out); `DUCKDB=skip` leaves the baseline out (for profiling). DuckDB comes from PyPI into `target/bench-venv` (created on
 //! first use); without Python or network the baseline is skipped and said so.
 
 #![allow(
@@ -25,6 +25,10 @@ use iothub_protocol::{Message, Timestamp};
 use storage_archiver::indexer::{IndexSettings, Indexer};
 use storage_archiver::metrics::ArchiverMetrics;
 use storage_archiver::store::{QueryFilter, Store};
+
+/// The archiver binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// 2026-11-26T00:00:00Z.
 const T0: i64 = 1_795_651_200_000;
@@ -144,6 +148,63 @@ async fn index_seconds(root: &Path, index: Arc<dyn Store>, workers: usize, blobs
     started.elapsed().as_secs_f64()
 }
 
+/// Every record of the container, read and parsed as the indexer does, and the seconds that took
+/// (one thread): the parsing side of indexing alone.
+async fn parse_all(container: &Path) -> (Vec<Vec<storage_archiver::store::IndexRecord>>, f64) {
+    let mut files = Vec::new();
+    let mut dirs = vec![container.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let started = Instant::now();
+    let mut batches = Vec::new();
+    for path in files {
+        let name = path.strip_prefix(container).unwrap().display().to_string();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let mut batch = Vec::new();
+        storage_archiver::records::read_records(file, None, Default::default(), |record| {
+            batch.push(storage_archiver::indexer::index_record(&name, record, 64 << 10));
+            std::ops::ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        batches.push(batch);
+    }
+    (batches, started.elapsed().as_secs_f64())
+}
+
+/// Seconds for the store alone to insert ready records, one batch per blob, from `workers` tasks.
+async fn insert_seconds(
+    index: Arc<dyn Store>,
+    batches: Vec<Vec<storage_archiver::store::IndexRecord>>,
+    workers: usize,
+) -> f64 {
+    let batches = Arc::new(std::sync::Mutex::new(batches));
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (index, batches) = (Arc::clone(&index), Arc::clone(&batches));
+        set.spawn(async move {
+            loop {
+                let Some(batch) = batches.lock().unwrap().pop() else {
+                    break;
+                };
+                index.insert_records(&batch).await.unwrap();
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    started.elapsed().as_secs_f64()
+}
+
 /// p50 and p99 of a device + one-hour query (first page of 100), in milliseconds.
 async fn query_latency(index: &Arc<dyn Store>) -> (f64, f64) {
     let mut samples = Vec::new();
@@ -175,12 +236,17 @@ fn main() {
     let container = root.join("archive");
     eprintln!("generating {blobs} blobs x {records} records");
     generate(&container, blobs, records);
-    let duck = duckdb_seconds(&container);
+    let duck = if std::env::var("DUCKDB").is_ok_and(|v| v == "skip") {
+        None
+    } else {
+        duckdb_seconds(&container)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut rows = Vec::new();
+    let mut parts = Vec::new();
     runtime.block_on(async {
         let sqlite =
             storage_archiver::store::open(&format!("sqlite://{}", dir.path().join("index.db").display()))
@@ -189,6 +255,17 @@ fn main() {
         let seconds = index_seconds(&root, Arc::clone(&sqlite), workers, blobs).await;
         let (p50, p99) = query_latency(&sqlite).await;
         rows.push(("SQLite", seconds, p50, p99));
+        // Where the time goes: parsing alone, and the store alone given ready records.
+        let (batches, parse) = parse_all(&container).await;
+        parts.push(("reading + parsing the records only (1 thread)", parse));
+        let bare =
+            storage_archiver::store::open(&format!("sqlite://{}", dir.path().join("bare.db").display()))
+                .await
+                .unwrap();
+        parts.push((
+            "inserting ready records into SQLite only",
+            insert_seconds(bare, batches, workers).await,
+        ));
         if postgres != "skip" {
             let url = format!("{postgres}?schema=bench_{:08x}", fastrand::u32(..));
             let pg = storage_archiver::store::open(&url).await.unwrap();
@@ -209,5 +286,13 @@ fn main() {
         let rate = total / seconds;
         let ratio = duck_rate.map_or_else(|| "–".to_owned(), |d| format!("{:.2}×", rate / d));
         println!("| {name} | {total:.0} | {rate:.0} | {ratio} | {p50:.2} / {p99:.2} |");
+    }
+    println!();
+    println!("| part of the SQLite row | records/s | ÷ DuckDB |");
+    println!("|---|---|---|");
+    for (name, seconds) in parts {
+        let rate = total / seconds;
+        let ratio = duck_rate.map_or_else(|| "–".to_owned(), |d| format!("{:.2}×", rate / d));
+        println!("| {name} | {rate:.0} | {ratio} |");
     }
 }

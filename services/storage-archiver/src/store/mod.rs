@@ -40,6 +40,11 @@ pub use self::types::{
 /// cannot index longer keys; the limit holds on both backends so they accept the same records.
 pub const MAX_DEVICE_ID_BYTES: usize = 1024;
 
+/// The highest record position the index accepts (2³² − 1): the SQLite backend keys a row by its
+/// blob's id and its position in one integer. A blob with more records would be hundreds of
+/// gigabytes; IoT Hub writes blobs of at most 500 MB.
+pub const MAX_POSITION: u64 = u32::MAX as u64;
+
 /// Most rows [`Store::by_message_id`] returns (a message id is normally unique; devices choose it).
 pub const MESSAGE_ID_LIMIT: u32 = 1000;
 
@@ -226,8 +231,10 @@ fn validate(records: &[IndexRecord]) -> Result<()> {
             position: record.position,
             reason: reason.to_owned(),
         };
-        if i64::try_from(record.position).is_err() {
-            return Err(invalid("position out of range"));
+        if record.position > MAX_POSITION {
+            return Err(invalid(
+                "position out of range (more than 2^32 records in one blob)",
+            ));
         }
         if record
             .device_id

@@ -1,7 +1,10 @@
 //! The embedded backend: one SQLite file (WAL). One thread writes, group-committing; reads run on
 //! blocking threads over a small pool of read-only connections, so queries never wait for a commit.
 
+mod records;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -188,11 +191,14 @@ impl Store for SqliteStore {
             if records.is_empty() {
                 return Ok(0);
             }
-            let records = records.to_vec();
+            // Made here, on the caller's thread, so that the one writer thread only binds values.
+            let rows = records
+                .iter()
+                .map(records::Row::new)
+                .collect::<serde_json::Result<Vec<_>>>()
+                .map_err(|e| Error::backend(BACKEND, "insert records", e))?;
             self.writer
-                .call("insert records", move |conn, _| {
-                    sql::insert_records(conn, &records)
-                })
+                .call("insert records", move |conn, _| records::insert(conn, &rows))
                 .await
         })
     }
@@ -261,19 +267,19 @@ impl Store for SqliteStore {
     ) -> StoreFuture<'a, Vec<StoredRecord>> {
         let (filter, after) = (filter.clone(), after.cloned());
         Box::pin(self.read("query records", move |conn| {
-            sql::query(conn, &filter, limit, after.as_ref())
+            records::query(conn, &filter, limit, after.as_ref())
         }))
     }
 
     fn by_message_id<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<StoredRecord>> {
         let id = id.to_owned();
-        Box::pin(self.read("find a message", move |conn| sql::by_message_id(conn, &id)))
+        Box::pin(self.read("find a message", move |conn| records::by_message_id(conn, &id)))
     }
 
     fn devices<'a>(&'a self, limit: u32, after: Option<&'a str>) -> StoreFuture<'a, Vec<DeviceSummary>> {
         let after = after.map(str::to_owned);
         Box::pin(self.read("list devices", move |conn| {
-            sql::devices(conn, limit, after.as_deref())
+            records::devices(conn, limit, after.as_deref())
         }))
     }
 

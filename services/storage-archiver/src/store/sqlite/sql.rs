@@ -6,20 +6,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use crate::store::{
-    BlobCounts, BlobInfo, BlobStatus, Cursor, DeviceSummary, IndexRecord, MESSAGE_ID_LIMIT, QueryFilter,
-    Stats, StoredRecord, to_i64,
-};
+use crate::store::{BlobCounts, BlobInfo, BlobStatus, Stats, to_i64};
 
 /// Prepared statements kept per connection: every fixed statement and each filter combination.
 const STATEMENT_CACHE: usize = 64;
 
-/// Version of [`SCHEMA`], kept in `PRAGMA user_version` for later migrations.
-const SCHEMA_VERSION: i64 = 1;
+/// Version of the schema, kept in `PRAGMA user_version`. 1 keyed records by blob name and position
+/// (the name repeated in every row and index entry); 2 keys them by an integer (see
+/// [`super::records`]).
+const SCHEMA_VERSION: i64 = 2;
 
-/// `blobs` has one row per blob version; `records` one per message record, keyed by blob name and
-/// position (the idempotency key); `cursors` one per listed container prefix. The record indexes
-/// end in `(blob, position)` so that a cursor page is an index range, never a sort.
+/// The writer's page cache: the record indexes of a large index stay in memory while it grows.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// `blobs` has one row per blob version; `cursors` one per listed container prefix. The records
+/// and their blob ids are in [`super::records`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS cursors (
     key   TEXT PRIMARY KEY,
@@ -39,25 +40,6 @@ CREATE TABLE IF NOT EXISTS blobs (
     PRIMARY KEY (name, etag)
 );
 CREATE INDEX IF NOT EXISTS blobs_status ON blobs (status, updated_ms);
-CREATE TABLE IF NOT EXISTS records (
-    blob             TEXT    NOT NULL,
-    position         INTEGER NOT NULL,
-    enqueued_ms      INTEGER NOT NULL,
-    device_id        TEXT,
-    module_id        TEXT,
-    message_id       TEXT,
-    correlation_id   TEXT,
-    content_type     TEXT,
-    content_encoding TEXT,
-    properties       TEXT    NOT NULL,
-    system           TEXT    NOT NULL,
-    body             TEXT,
-    body_raw         BLOB,
-    PRIMARY KEY (blob, position)
-);
-CREATE INDEX IF NOT EXISTS records_device ON records (device_id, enqueued_ms, blob, position);
-CREATE INDEX IF NOT EXISTS records_time ON records (enqueued_ms, blob, position);
-CREATE INDEX IF NOT EXISTS records_message ON records (message_id);
 ";
 
 /// WAL, `synchronous=FULL` (a committed receipt or claim survives a power cut; group commit keeps
@@ -67,8 +49,41 @@ pub(super) fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(SCHEMA)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    migrate(conn)
+}
+
+/// Creates the schema, or brings an older one up to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+            Some(format!(
+                "the index has schema version {version}, newer than this archiver's {SCHEMA_VERSION}: \
+                 upgrade the archiver or index into a new file"
+            )),
+        ));
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| {
+        conn.execute_batch(SCHEMA)?;
+        if version == 1 {
+            super::records::migrate_from_v1(conn)?;
+        } else {
+            super::records::create(conn)?;
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+    })();
+    match migrated {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(error) => {
+            // The transaction's own error is the one to report.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
 }
 
 /// A connection that only reads (WAL readers never block the writer).
@@ -137,7 +152,7 @@ fn read_blob(row: &Row<'_>) -> rusqlite::Result<BlobInfo> {
     })
 }
 
-fn unsigned(value: i64) -> u64 {
+pub(super) fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
@@ -256,10 +271,10 @@ pub(super) fn reset(conn: &Connection, name: &str, now: i64) -> rusqlite::Result
 
 /// Bound values of a statement built at run time; `push` answers the placeholder to write.
 #[derive(Debug, Default)]
-struct Args(Vec<Value>);
+pub(super) struct Args(pub(super) Vec<Value>);
 
 impl Args {
-    fn push(&mut self, value: impl Into<Value>) -> String {
+    pub(super) fn push(&mut self, value: impl Into<Value>) -> String {
         self.0.push(value.into());
         format!("?{}", self.0.len())
     }
@@ -282,144 +297,6 @@ pub(super) fn blobs(
     sql += &format!(" ORDER BY name, etag LIMIT {}", args.push(i64::from(limit)));
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(args.0), read_blob)?;
-    rows.collect()
-}
-
-pub(super) fn insert_records(conn: &Connection, records: &[IndexRecord]) -> rusqlite::Result<u64> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO records (blob, position, enqueued_ms, device_id, module_id, message_id, correlation_id,
-                              content_type, content_encoding, properties, system, body, body_raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (blob, position) DO NOTHING",
-    )?;
-    let mut inserted = 0;
-    for r in records {
-        let body = r.body.as_ref().map(json_text).transpose()?;
-        inserted += insert.execute(params![
-            r.blob,
-            to_i64(r.position),
-            r.enqueued_ms,
-            r.device_id,
-            r.module_id,
-            r.message_id,
-            r.correlation_id,
-            r.content_type,
-            r.content_encoding,
-            json_text(&r.properties)?,
-            json_text(&r.system)?,
-            body,
-            r.body_raw,
-        ])? as u64;
-    }
-    Ok(inserted)
-}
-
-fn json_text(value: &serde_json::Value) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-const RECORD_COLUMNS: &str = "blob, position, enqueued_ms, device_id, module_id, message_id, correlation_id, \
-                              content_type, content_encoding, properties, system, body, body_raw";
-
-fn read_record(row: &Row<'_>) -> rusqlite::Result<StoredRecord> {
-    Ok(IndexRecord {
-        blob: row.get(0)?,
-        position: unsigned(row.get(1)?),
-        enqueued_ms: row.get(2)?,
-        device_id: row.get(3)?,
-        module_id: row.get(4)?,
-        message_id: row.get(5)?,
-        correlation_id: row.get(6)?,
-        content_type: row.get(7)?,
-        content_encoding: row.get(8)?,
-        properties: read_json(row, 9)?.unwrap_or_default(),
-        system: read_json(row, 10)?.unwrap_or_default(),
-        body: read_json(row, 11)?,
-        body_raw: row.get(12)?,
-    })
-}
-
-fn read_json(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<serde_json::Value>> {
-    let text: Option<String> = row.get(index)?;
-    text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
-    })
-    .transpose()
-}
-
-pub(super) fn query(
-    conn: &Connection,
-    filter: &QueryFilter,
-    limit: u32,
-    after: Option<&Cursor>,
-) -> rusqlite::Result<Vec<StoredRecord>> {
-    let mut args = Args::default();
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE 1 = 1");
-    if let Some(device) = &filter.device_id {
-        sql += &format!(" AND device_id = {}", args.push(device.clone()));
-    }
-    if let Some(id) = &filter.message_id {
-        sql += &format!(" AND message_id = {}", args.push(id.clone()));
-    }
-    if let Some(from) = filter.from_ms {
-        sql += &format!(" AND enqueued_ms >= {}", args.push(from));
-    }
-    if let Some(to) = filter.to_ms {
-        sql += &format!(" AND enqueued_ms < {}", args.push(to));
-    }
-    if let Some(cursor) = after {
-        let time = args.push(cursor.enqueued_ms);
-        let blob = args.push(cursor.blob.clone());
-        let position = args.push(to_i64(cursor.position));
-        // The plain time bound lets SQLite start the index range there.
-        sql += &format!(
-            " AND enqueued_ms >= {time} AND (enqueued_ms, blob, position) > ({time}, {blob}, {position})"
-        );
-    }
-    sql += &format!(
-        " ORDER BY enqueued_ms, blob, position LIMIT {}",
-        args.push(i64::from(limit))
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(params_from_iter(args.0), read_record)?;
-    rows.collect()
-}
-
-pub(super) fn by_message_id(conn: &Connection, id: &str) -> rusqlite::Result<Vec<StoredRecord>> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE message_id = ?1
-         ORDER BY enqueued_ms, blob, position LIMIT ?2"
-    ))?;
-    let rows = statement.query_map(params![id, MESSAGE_ID_LIMIT], read_record)?;
-    rows.collect()
-}
-
-pub(super) fn devices(
-    conn: &Connection,
-    limit: u32,
-    after: Option<&str>,
-) -> rusqlite::Result<Vec<DeviceSummary>> {
-    let mut args = Args::default();
-    let mut sql = "SELECT device_id, COUNT(*), MIN(enqueued_ms), MAX(enqueued_ms) FROM records
-                   WHERE device_id IS NOT NULL"
-        .to_owned();
-    if let Some(after) = after {
-        sql += &format!(" AND device_id > {}", args.push(after.to_owned()));
-    }
-    sql += &format!(
-        " GROUP BY device_id ORDER BY device_id LIMIT {}",
-        args.push(i64::from(limit))
-    );
-    let mut statement = conn.prepare_cached(&sql)?;
-    let rows = statement.query_map(params_from_iter(args.0), |row| {
-        Ok(DeviceSummary {
-            device_id: row.get(0)?,
-            count: unsigned(row.get(1)?),
-            first_ms: row.get(2)?,
-            last_ms: row.get(3)?,
-        })
-    })?;
     rows.collect()
 }
 
