@@ -310,6 +310,11 @@ impl HandlerConfig {
         self.concurrency + self.prefetch.unwrap_or(self.concurrency)
     }
 
+    /// Free slots the receive loop gathers before receiving: half the prefetch, at least 1.
+    pub fn receive_batch(&self) -> usize {
+        (self.prefetch.unwrap_or(self.concurrency) / 2).max(1)
+    }
+
     /// The ticket settings.
     pub fn ticket_settings(&self) -> TicketSettings {
         TicketSettings {

@@ -62,6 +62,9 @@ pub struct Context {
 pub struct LoopSettings {
     /// Messages held at most (handling + prefetched).
     pub held_limit: usize,
+    /// Free slots the loop waits for before it receives (at least 1; half the prefetch, so
+    /// that handlers always have prefetched messages while the loop waits).
+    pub receive_batch: usize,
     /// Longest wait of one receive call.
     pub receive_wait: Duration,
     /// Time given to held messages after `stop` fires.
@@ -110,6 +113,21 @@ pub async fn run(ctx: Arc<Context>, settings: LoopSettings, readiness: Readiness
             () = ctx.stop.wait() => break,
         };
         let mut permits = vec![first];
+        // While enough is held, wait for a few slots rather than receive for each one that frees:
+        // a receive costs the queue about as much for one message as for many.
+        let batch = settings.receive_batch.min(max);
+        while permits.len() < batch {
+            tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => match permit {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                },
+                () = ctx.stop.wait() => break,
+            }
+        }
+        if ctx.stop.is_triggered() {
+            break;
+        }
         while permits.len() < max {
             match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => permits.push(permit),

@@ -110,6 +110,7 @@ pub async fn run(config: HandlerConfig, listeners: Listeners, shutdown: Shutdown
         });
         let settings = LoopSettings {
             held_limit: config.held_limit(),
+            receive_batch: config.receive_batch(),
             receive_wait: Duration::from_millis(config.queue.receive_wait_ms),
             grace: config.grace_period(),
         };

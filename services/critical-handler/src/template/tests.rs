@@ -61,6 +61,21 @@ fn generic_wraps_the_whole_ticket() {
 }
 
 #[test]
+fn the_generic_fast_path_gives_what_its_template_gives() {
+    let (name, source) = Preset::Generic.template();
+    let template = Renderer::new(name.to_owned(), source.to_owned(), None, BTreeMap::new()).unwrap();
+    let direct = Renderer::preset(Preset::Generic, BTreeMap::new()).unwrap();
+    assert!(direct.direct_generic && !template.direct_generic);
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_693_533_123);
+    for ticket in [hostile_ticket(), sample_ticket()] {
+        let parse = |r: &Renderer| {
+            serde_json::from_slice::<serde_json::Value>(&r.render(&ticket, at).unwrap()).unwrap()
+        };
+        assert_eq!(parse(&direct), parse(&template));
+    }
+}
+
+#[test]
 fn zendesk_creates_an_incident_with_priority_and_tags() {
     let mut ticket = hostile_ticket();
     let rendered = render_json(Preset::Zendesk, BTreeMap::new(), &ticket);
