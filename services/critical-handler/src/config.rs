@@ -16,6 +16,11 @@ use crate::template::Preset;
 use crate::ticket::{Severity, TicketSettings};
 use crate::url_policy::UrlPolicy;
 
+/// Default prefetch per handling slot. Receiving costs the queue about as much for one message as
+/// for many, so the loop receives half the prefetch at a time ([`HandlerConfig::receive_batch`]);
+/// with 4 per slot, 16 handlers receive 32 at a time and always have some waiting.
+pub const DEFAULT_PREFETCH_PER_SLOT: usize = 4;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,7 +32,7 @@ pub struct HandlerConfig {
     /// Messages handled at once (Functions' `maxConcurrentCalls`).
     pub concurrency: usize,
     /// Messages received ahead of a free handling slot. Every message held, prefetched or not, has
-    /// its lock renewed, so prefetch never lets a lock expire; `null` = `concurrency`.
+    /// its lock renewed, so prefetch never lets a lock expire; `null` = 4 × `concurrency`.
     pub prefetch: Option<usize>,
     /// Longest time a message's lock is renewed while it is being handled (Functions'
     /// `maxAutoLockRenewalDuration`); after it the message is abandoned.
@@ -305,14 +310,20 @@ impl HandlerConfig {
         }
     }
 
+    /// Messages received ahead of a free slot: `prefetch`, else 4 × `concurrency`.
+    pub fn prefetch(&self) -> usize {
+        self.prefetch
+            .unwrap_or_else(|| self.concurrency.saturating_mul(DEFAULT_PREFETCH_PER_SLOT))
+    }
+
     /// Messages held at once: handling slots plus prefetch.
     pub fn held_limit(&self) -> usize {
-        self.concurrency + self.prefetch.unwrap_or(self.concurrency)
+        self.concurrency.saturating_add(self.prefetch())
     }
 
     /// Free slots the receive loop gathers before receiving: half the prefetch, at least 1.
     pub fn receive_batch(&self) -> usize {
-        (self.prefetch.unwrap_or(self.concurrency) / 2).max(1)
+        (self.prefetch() / 2).max(1)
     }
 
     /// The ticket settings.

@@ -110,6 +110,8 @@ pub(super) fn configure(conn: &Connection, synchronous: crate::Synchronous) -> r
         crate::Synchronous::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
+    // Savepoint journals (one per multi-statement job in a group commit) stay in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.execute_batch(SCHEMA)
 }
 

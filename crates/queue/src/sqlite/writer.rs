@@ -148,6 +148,15 @@ fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> std::result::
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| e.to_string())?;
+    if let [job] = batch {
+        // Alone in its transaction, a job needs no savepoint: a failure rolls the whole
+        // transaction back.
+        return if job.run(&tx, now) {
+            tx.commit().map_err(|e| e.to_string())
+        } else {
+            tx.rollback().map_err(|e| e.to_string())
+        };
+    }
     for job in batch.iter_mut() {
         if !job.needs_savepoint() {
             job.run(&tx, now);

@@ -27,6 +27,7 @@ async fn an_outage_opens_the_circuit_and_spends_no_deliveries() {
     let ids = queue.send_critical("outage", 30).await;
     let mut config = config(&queue, &crm);
     config.concurrency = 4;
+    config.prefetch = Some(4);
     config.retry.attempts = 3;
     config.retry.base_delay_ms = 200;
     config.circuit.failure_threshold = 3;
