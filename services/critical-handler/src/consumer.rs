@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 
 use crate::circuit::{Circuit, CircuitState};
 use crate::config::RetrySettings;
-use crate::lock::{self, LockEnd};
+use crate::lock::{Keeper, LockEnd};
 use crate::metrics::{CallLabel, HandlerMetrics};
 use crate::retry::next_delay;
 use crate::template::Renderer;
@@ -51,6 +51,8 @@ pub struct Context {
     pub retry: RetrySettings,
     /// Longest lock renewal per message.
     pub max_lock_renewal: Duration,
+    /// Keeps the locks of held messages.
+    pub locks: Keeper,
     /// Calling slots (`concurrency`).
     pub calling: Arc<Semaphore>,
     /// Fires when the service stops taking work.
@@ -181,21 +183,19 @@ async fn handle(ctx: Arc<Context>, received: ReceivedMessage, slot: OwnedSemapho
     ctx.metrics.in_flight.inc();
     let span = message_span(&received);
     let deadline = Instant::now() + ctx.max_lock_renewal;
-    let keep = lock::keep(
-        Arc::clone(&ctx.queue),
-        received.lock_token.clone(),
-        received.locked_until,
-        deadline,
-        ctx.metrics.clone(),
-    );
+    let mut held = ctx
+        .locks
+        .hold(received.lock_token.clone(), received.locked_until, deadline);
     let outcome = tokio::select! {
         outcome = process(&ctx, &received, &span).instrument(span.clone()) => outcome,
-        end = keep => match end {
+        end = held.ended() => match end {
             LockEnd::Lost => Outcome::LockLost,
             LockEnd::BudgetSpent => Outcome::Abandon("lock_renewal_budget_spent"),
         },
     };
-    // Settling takes a commit; the next message may be received meanwhile.
+    // Settling takes a commit; the next message may be received meanwhile. The lock is no longer
+    // renewed (a renewal racing the settlement would only report a lost lock).
+    drop(held);
     drop(slot);
     settle(&ctx, &received, outcome).instrument(span).await;
     ctx.metrics.in_flight.dec();

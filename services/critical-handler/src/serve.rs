@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::circuit::Circuit;
 use crate::config::HandlerConfig;
 use crate::consumer::{self, Context, LoopSettings};
+use crate::lock::Keeper;
 use crate::metrics::HandlerMetrics;
 use crate::template::Renderer;
 use crate::webhook::Webhook;
@@ -96,8 +97,10 @@ pub async fn run(config: HandlerConfig, listeners: Listeners, shutdown: Shutdown
         "critical-handler starting"
     );
     if let Some(queue) = connect(&config, &queue_check, &shutdown).await {
+        let locks = Keeper::start(Arc::clone(&queue), handler_metrics.clone());
         let ctx = Arc::new(Context {
             queue,
+            locks,
             webhook,
             renderer,
             circuit: Circuit::new(config.circuit, handler_metrics.circuit_state.clone()),
