@@ -137,6 +137,7 @@ pub async fn run(
         settings: &settings,
         inflight: HashMap::new(),
         acked: 0,
+        written: 0,
         connected: false,
         ever_connected: false,
         slowdown: slowdown.clone(),
@@ -198,6 +199,13 @@ pub async fn run(
     if driver.connected {
         settings.stats.connected(false);
     }
+    // A publish cancelled by the stop may still have been taken by the client and written: what
+    // went out counts as sent, so that the report matches what the hub received.
+    let extra = driver.written.saturating_sub(sent);
+    for _ in 0..extra {
+        settings.stats.sent();
+    }
+    let sent = sent + extra;
     let unacked = sent.saturating_sub(driver.acked);
     settings.stats.failed("unacknowledged", unacked);
     end
@@ -210,6 +218,8 @@ struct Driver<'a> {
     /// When each unacknowledged PUBLISH (by packet id) was first written.
     inflight: HashMap<u16, Instant>,
     acked: u64,
+    /// PUBLISHes written for the first time (a resend after a reconnect is not counted again).
+    written: u64,
     connected: bool,
     ever_connected: bool,
     slowdown: Slowdown,
@@ -264,12 +274,12 @@ impl Driver<'_> {
         }
     }
 
-    /// After publishing ends: keeps polling until every sent message is acknowledged or the grace
-    /// period is over.
+    /// After publishing ends: keeps polling until every sent message, and every PUBLISH written,
+    /// is acknowledged, or the grace period is over.
     async fn flush(&mut self, sent: u64) {
         let deadline = Instant::now() + self.settings.grace;
         let mut failures = 0u32;
-        while self.acked < sent && Instant::now() < deadline {
+        while (self.acked < sent || !self.inflight.is_empty()) && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.eventloop.poll()).await {
                 Err(_) => return,
@@ -304,11 +314,13 @@ impl Driver<'_> {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 if self.settings.qos == 0 {
+                    self.written += 1;
                     self.acked += 1;
                     self.settings.stats.acked(Duration::ZERO);
-                } else {
+                } else if let std::collections::hash_map::Entry::Vacant(first) = self.inflight.entry(pkid) {
                     // A resend after a reconnect keeps the first send's time.
-                    self.inflight.entry(pkid).or_insert_with(Instant::now);
+                    self.written += 1;
+                    first.insert(Instant::now());
                 }
             }
             Event::Incoming(Incoming::PubAck(ack)) => {
