@@ -1,7 +1,7 @@
 //! The one thread that owns a process's SQLite connection. Callers queue jobs; the thread runs every
 //! job waiting at that moment in one `BEGIN IMMEDIATE` transaction (group commit), each inside its own
-//! savepoint so a failing job fails alone, commits once, then answers. An answer therefore means
-//! "committed": a send that returned survives `kill -9`.
+//! savepoint so a failing job fails alone (a job alone in its transaction needs none), commits once,
+//! then answers. An answer therefore means "committed": a send that returned survives `kill -9`.
 
 use std::thread;
 

@@ -1,7 +1,8 @@
 //! The one thread that writes the index file (the queue crate's pattern). Callers queue jobs; the
 //! thread runs every job waiting at that moment in one `BEGIN IMMEDIATE` transaction (group commit),
-//! each in its own savepoint so a failing job fails alone, commits once, then answers. An answer
-//! therefore means "committed", and each job is atomic by itself.
+//! each in its own savepoint so a failing job fails alone (a job alone in its transaction needs
+//! none), commits once, then answers. An answer therefore means "committed", and each job is atomic
+//! by itself.
 
 use std::thread;
 
