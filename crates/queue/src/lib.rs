@@ -84,6 +84,13 @@ pub trait Queue: Send + Sync + fmt::Debug {
     /// Removes a locked message for good.
     async fn complete(&self, token: &LockToken) -> Result<()>;
 
+    /// Completes several locked messages: one result per token, in the tokens' order, each as
+    /// [`Queue::complete`] would give it. SQLite completes them all in one writer job (one
+    /// transaction); the other backends complete them concurrently.
+    async fn complete_many(&self, tokens: &[LockToken]) -> Vec<Result<()>> {
+        futures_util::future::join_all(tokens.iter().map(|token| self.complete(token))).await
+    }
+
     /// Gives a locked message back to the queue for another delivery (or to the dead-letter queue if
     /// it has used up its deliveries).
     async fn abandon(&self, token: &LockToken) -> Result<()>;

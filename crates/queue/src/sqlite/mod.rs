@@ -211,6 +211,50 @@ impl Queue for SqliteQueue {
         self.settle(token, Settle::Complete).await.map(drop)
     }
 
+    async fn complete_many(&self, tokens: &[LockToken]) -> Vec<Result<()>> {
+        let mut results: Vec<Option<Result<()>>> = Vec::with_capacity(tokens.len());
+        let mut keys = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            match self.token(token) {
+                Ok(key) => {
+                    keys.push(key);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let completed = if keys.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let queue = Arc::clone(&self.name);
+            self.shared
+                .writer
+                .call(move |conn, now| {
+                    keys.iter()
+                        .map(|key| sql::complete(conn, &queue, *key, now))
+                        .collect::<rusqlite::Result<Vec<bool>>>()
+                })
+                .await
+        };
+        let mut completed = match completed {
+            Ok(completed) => completed
+                .into_iter()
+                .map(|done| if done { Ok(()) } else { Err(Error::LockLost) }),
+            Err(e) => {
+                // One transaction: every token of it shares the failure.
+                let text = e.to_string();
+                return results
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(Error::backend(BACKEND, "complete", text.clone()))))
+                    .collect();
+            }
+        };
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| completed.next().unwrap_or(Err(Error::LockLost))))
+            .collect()
+    }
+
     async fn abandon(&self, token: &LockToken) -> Result<()> {
         self.settle(token, Settle::Abandon).await.map(drop)
     }

@@ -226,13 +226,7 @@ pub(super) fn settle(
     now: i64,
 ) -> rusqlite::Result<Option<i64>> {
     if let Settle::Complete = action {
-        // The hot path: one statement, no read first.
-        let deleted = tx
-            .prepare_cached(
-                "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4",
-            )?
-            .execute(params![seq, queue, delivery, now])?;
-        return Ok((deleted == 1).then_some(now));
+        return Ok(complete(tx, queue, (seq, delivery), now)?.then_some(now));
     }
     let held: Option<i64> = tx
         .prepare_cached(
@@ -273,6 +267,22 @@ pub(super) fn settle(
             Ok(Some(until))
         }
     }
+}
+
+/// Deletes the message locked by delivery `delivery` of row `seq`: the hot path, one statement
+/// and no read first. False = the lock is gone.
+pub(super) fn complete(
+    tx: &Connection,
+    queue: &str,
+    (seq, delivery): (i64, u32),
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4",
+        )?
+        .execute(params![seq, queue, delivery, now])?;
+    Ok(deleted == 1)
 }
 
 fn move_to_dead_letter(

@@ -59,6 +59,29 @@ pub(crate) async fn send_receive_complete(h: &impl Harness) {
     }
 }
 
+pub(crate) async fn complete_many_settles_each(h: &impl Harness) {
+    let f = h.fixture(options()).await;
+    f.queue.send_batch((0..5).map(telemetry).collect()).await.unwrap();
+    let got = receive_n(&*f.queue, 5, ARRIVES).await;
+    assert_eq!(got.len(), 5);
+    assert!(f.queue.complete_many(&[]).await.is_empty());
+    // The last one is given back first: the others are completed in one call.
+    f.queue.abandon(&got[4].lock_token).await.unwrap();
+    let tokens: Vec<_> = got[..4].iter().map(|m| m.lock_token.clone()).collect();
+    let results = f.queue.complete_many(&tokens).await;
+    assert_eq!(results.len(), 4);
+    for result in results {
+        result.unwrap();
+    }
+    let left = receive_n(&*f.queue, 5, QUIET).await;
+    assert_eq!(left.len(), 1, "only the abandoned message comes back");
+    assert_eq!(left[0].message, telemetry(4));
+    f.queue.complete(&left[0].lock_token).await.unwrap();
+    if h.caps().counts {
+        assert_eq!(f.queue.len().await.unwrap(), 0);
+    }
+}
+
 pub(crate) async fn abandon_redelivers(h: &impl Harness) {
     let f = h.fixture(options()).await;
     f.queue.send(telemetry(1)).await.unwrap();
@@ -299,7 +322,7 @@ pub(crate) async fn oversized_message_is_refused(h: &impl Harness) {
 macro_rules! conformance_tests {
     ($harness:expr) => {
         conformance_tests!(@cases $harness;
-            send_receive_complete, abandon_redelivers, lock_expiry_redelivers, max_deliveries_dead_letter,
+            send_receive_complete, complete_many_settles_each, abandon_redelivers, lock_expiry_redelivers, max_deliveries_dead_letter,
             dead_letter_with_reason, renew_extends_lock, batch_send,
             concurrent_receivers_get_each_message_once, killed_receiver_messages_come_back,
             unknown_queue_is_a_clear_error, oversized_message_is_refused);

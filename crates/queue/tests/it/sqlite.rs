@@ -84,3 +84,86 @@ async fn sending_to_a_dead_letter_queue_is_refused() {
     let result = f.dead_letters.send(queue::Message::new(b"a".to_vec())).await;
     assert!(matches!(result, Err(queue::Error::Rejected { .. })), "{result:?}");
 }
+
+#[tokio::test]
+async fn complete_many_reports_each_token_on_its_own() {
+    let f = Sqlite.fixture(QueueOptions::default()).await;
+    for n in 0..3 {
+        f.queue.send(queue::Message::new(vec![b'0' + n])).await.unwrap();
+    }
+    let got = f.queue.receive(3, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(got.len(), 3);
+    f.queue.complete(&got[1].lock_token).await.unwrap();
+    let foreign = {
+        // A token this queue handle did not issue: one from another handle on the same queue.
+        let other = f.client.queue(&f.name).await.unwrap();
+        f.queue.abandon(&got[2].lock_token).await.unwrap();
+        let again = other.receive(1, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        again[0].lock_token.clone()
+    };
+    let tokens = [got[0].lock_token.clone(), got[1].lock_token.clone(), foreign];
+    let results = f.queue.complete_many(&tokens).await;
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(queue::Error::LockLost)),
+        "already completed: {:?}",
+        results[1]
+    );
+    assert!(
+        matches!(results[2], Err(queue::Error::ForeignLockToken { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(
+        f.queue.len().await.unwrap(),
+        1,
+        "only the foreign token's message is left"
+    );
+}
+
+#[tokio::test]
+async fn expired_locks_count_as_deliveries_up_to_the_dead_letter_queue() {
+    let f = Sqlite
+        .fixture(QueueOptions {
+            lock_duration: Duration::from_millis(200),
+            max_delivery_count: 2,
+        })
+        .await;
+    for n in 0..3 {
+        f.queue
+            .send(queue::Message::new(vec![b'0' + n]).with_message_id(format!("m-{n}")))
+            .await
+            .unwrap();
+    }
+    // Two deliveries of all three, never settled: their locks expire.
+    for delivery in 1..=2 {
+        let got = f.queue.receive(3, Duration::from_secs(10)).await.unwrap();
+        let ids: Vec<_> = got
+            .iter()
+            .map(|m| m.message.message_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["m-0", "m-1", "m-2"], "FIFO on delivery {delivery}");
+        assert!(got.iter().all(|m| m.delivery_count == delivery));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The next receive finds them spent and moves them on the way.
+    assert!(
+        f.queue
+            .receive(3, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(f.queue.len().await.unwrap(), 0);
+    let dead = f.dead_letters.peek(10).await.unwrap();
+    assert_eq!(dead.len(), 3);
+    for m in dead {
+        assert_eq!(m.delivery_count, 2, "the deliveries it had");
+        assert_eq!(
+            m.message.dead_letter_reason(),
+            Some(queue::MAX_DELIVERY_COUNT_EXCEEDED)
+        );
+    }
+}
