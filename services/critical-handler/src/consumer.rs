@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::circuit::{Circuit, CircuitState};
+use crate::completer::Completer;
 use crate::config::RetrySettings;
 use crate::lock::{Keeper, LockEnd};
 use crate::metrics::{CallLabel, HandlerMetrics};
@@ -53,6 +54,8 @@ pub struct Context {
     pub max_lock_renewal: Duration,
     /// Keeps the locks of held messages.
     pub locks: Keeper,
+    /// Completes handled messages in batches.
+    pub completer: Completer,
     /// Calling slots (`concurrency`).
     pub calling: Arc<Semaphore>,
     /// Fires when the service stops taking work.
@@ -159,6 +162,12 @@ pub async fn run(ctx: Arc<Context>, settings: LoopSettings, readiness: Readiness
         }
     }
     drain(tasks, settings.grace).await;
+    if tokio::time::timeout(settings.grace, ctx.completer.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("completions not confirmed in time: those messages will come again");
+    }
 }
 
 async fn drain(mut tasks: JoinSet<()>, grace: Duration) {
@@ -197,7 +206,7 @@ async fn handle(ctx: Arc<Context>, received: ReceivedMessage, slot: OwnedSemapho
     // renewed (a renewal racing the settlement would only report a lost lock).
     drop(held);
     drop(slot);
-    settle(&ctx, &received, outcome).instrument(span).await;
+    settle(&ctx, received, outcome).instrument(span).await;
     ctx.metrics.in_flight.dec();
 }
 
@@ -294,7 +303,7 @@ async fn process(ctx: &Context, received: &ReceivedMessage, span: &tracing::Span
     }
 }
 
-async fn settle(ctx: &Context, received: &ReceivedMessage, outcome: Outcome) {
+async fn settle(ctx: &Context, received: ReceivedMessage, outcome: Outcome) {
     let token = &received.lock_token;
     let (operation, result) = match outcome {
         Outcome::Complete { duplicate } => {
@@ -304,7 +313,10 @@ async fn settle(ctx: &Context, received: &ReceivedMessage, outcome: Outcome) {
                 ctx.metrics.tickets_created.inc();
             }
             tracing::debug!(duplicate, "ticket created");
-            ("complete", ctx.queue.complete(token).await)
+            // Nothing waits for it: the completer completes it with others.
+            ctx.completer
+                .complete(received.lock_token, received.message.message_id);
+            return;
         }
         Outcome::Abandon(reason) => {
             ctx.metrics.abandon(reason);

@@ -3,7 +3,8 @@
 //!
 //! Pipeline, one module per stage:
 //! - [`consumer`]: the receive loop (bounded by `concurrency` + `prefetch`, paused while the
-//!   [`circuit`] is open) and each message's life: [`lock`] renewal, ticket, call, [`retry`], settle;
+//!   [`circuit`] is open) and each message's life: [`lock`] renewal, ticket, call, [`retry`], settle
+//!   ([`completer`]: completions in batches);
 //! - [`ticket`]: a received queue message → a [`ticket::Ticket`] (or a reason to dead-letter it);
 //! - [`template`]: a ticket → the CRM's request body (presets `generic`, `zendesk`, `servicenow`,
 //!   `pagerduty`, `jira`, or a custom minijinja template);
@@ -15,6 +16,7 @@
 
 pub mod circuit;
 pub mod cli;
+pub mod completer;
 pub mod config;
 pub mod consumer;
 pub mod dlq;

@@ -12,6 +12,7 @@ use service_kit::{Metrics, Readiness, ReadinessCheck, Shutdown};
 use tokio::sync::Semaphore;
 
 use crate::circuit::Circuit;
+use crate::completer::Completer;
 use crate::config::HandlerConfig;
 use crate::consumer::{self, Context, LoopSettings};
 use crate::lock::Keeper;
@@ -98,9 +99,11 @@ pub async fn run(config: HandlerConfig, listeners: Listeners, shutdown: Shutdown
     );
     if let Some(queue) = connect(&config, &queue_check, &shutdown).await {
         let locks = Keeper::start(Arc::clone(&queue), handler_metrics.clone());
+        let completer = Completer::start(Arc::clone(&queue), handler_metrics.clone());
         let ctx = Arc::new(Context {
             queue,
             locks,
+            completer,
             webhook,
             renderer,
             circuit: Circuit::new(config.circuit, handler_metrics.circuit_state.clone()),
