@@ -229,11 +229,7 @@ impl Queue for SqliteQueue {
             let queue = Arc::clone(&self.name);
             self.shared
                 .writer
-                .call(move |conn, now| {
-                    keys.iter()
-                        .map(|key| sql::complete(conn, &queue, *key, now))
-                        .collect::<rusqlite::Result<Vec<bool>>>()
-                })
+                .call(move |conn, now| sql::complete_many(conn, &queue, &keys, now))
                 .await
         };
         let mut completed = match completed {

@@ -176,32 +176,37 @@ pub(super) fn lock(
     let mut select = tx.prepare_cached(&format!(
         "SELECT {SELECT_COLUMNS} FROM messages WHERE queue = ?1 AND available_at <= ?2 ORDER BY seq LIMIT ?3"
     ))?;
+    // The rows selected are the first available ones in `seq` order, so within this transaction
+    // the available rows of the queue between the first and the last selected are exactly those:
+    // one statement locks them all.
     let mut update = tx.prepare_cached(
-        "UPDATE messages SET available_at = ?2, delivery_count = delivery_count + 1 WHERE seq = ?1",
+        "UPDATE messages SET available_at = ?5, delivery_count = delivery_count + 1
+         WHERE queue = ?1 AND seq BETWEEN ?2 AND ?3 AND available_at <= ?4",
     )?;
     while locked.len() < max {
         let limit = i64::try_from(max - locked.len()).unwrap_or(i64::MAX);
         let rows = select
             .query_map(params![queue, now, limit], read_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        if rows.is_empty() {
+        let (Some(first), Some(last)) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq)) else {
             break;
-        }
+        };
         for mut row in rows {
             match settings.max_delivery_count {
+                // Moved out of the queue before the update, which therefore leaves it alone.
                 Some(limit) if row.delivery_count >= limit => {
                     let description =
                         format!("Message could not be consumed after {limit} delivery attempts.");
                     move_to_dead_letter(tx, queue, row.seq, MAX_DELIVERY_COUNT_EXCEEDED, &description, now)?;
                 }
                 _ => {
-                    update.execute(params![row.seq, until])?;
                     row.delivery_count += 1;
                     row.available_at = until;
                     locked.push(row);
                 }
             }
         }
+        update.execute(params![queue, first, last, now, until])?;
     }
     Ok(locked)
 }
@@ -271,18 +276,23 @@ pub(super) fn settle(
 
 /// Deletes the message locked by delivery `delivery` of row `seq`: the hot path, one statement
 /// and no read first. False = the lock is gone.
-pub(super) fn complete(
+pub(super) fn complete(tx: &Connection, queue: &str, key: (i64, u32), now: i64) -> rusqlite::Result<bool> {
+    Ok(complete_many(tx, queue, &[key], now)?.first() == Some(&true))
+}
+
+/// [`complete`] for each key, with one statement.
+pub(super) fn complete_many(
     tx: &Connection,
     queue: &str,
-    (seq, delivery): (i64, u32),
+    keys: &[(i64, u32)],
     now: i64,
-) -> rusqlite::Result<bool> {
-    let deleted = tx
-        .prepare_cached(
-            "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4",
-        )?
-        .execute(params![seq, queue, delivery, now])?;
-    Ok(deleted == 1)
+) -> rusqlite::Result<Vec<bool>> {
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4",
+    )?;
+    keys.iter()
+        .map(|(seq, delivery)| Ok(delete.execute(params![seq, queue, delivery, now])? == 1))
+        .collect()
 }
 
 fn move_to_dead_letter(

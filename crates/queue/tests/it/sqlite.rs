@@ -167,3 +167,33 @@ async fn expired_locks_count_as_deliveries_up_to_the_dead_letter_queue() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_receive_skips_a_locked_message_between_available_ones() {
+    let f = Sqlite.fixture(QueueOptions::default()).await;
+    for n in 0..5 {
+        f.queue
+            .send(queue::Message::new(vec![b'0' + n]).with_message_id(format!("m-{n}")))
+            .await
+            .unwrap();
+    }
+    let first = f.queue.receive(3, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(first.len(), 3);
+    // m-0 and m-2 are given back; m-1 stays locked between them.
+    f.queue.abandon(&first[0].lock_token).await.unwrap();
+    f.queue.abandon(&first[2].lock_token).await.unwrap();
+    let second = f.queue.receive(10, Duration::from_secs(10)).await.unwrap();
+    let ids: Vec<_> = second
+        .iter()
+        .map(|m| m.message.message_id.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["m-0", "m-2", "m-3", "m-4"]);
+    let counts: Vec<_> = second.iter().map(|m| m.delivery_count).collect();
+    assert_eq!(counts, [2, 2, 1, 1]);
+    // m-1's lock is untouched: its first token still completes it.
+    f.queue.complete(&first[1].lock_token).await.unwrap();
+    for m in &second {
+        f.queue.complete(&m.lock_token).await.unwrap();
+    }
+    assert_eq!(f.queue.len().await.unwrap(), 0);
+}
