@@ -154,26 +154,44 @@ impl Webhook {
     pub async fn call(&self, key: &str, payload: Vec<u8>, trace: &TraceContext) -> CallResult {
         let timestamp = unix_now();
         let signature = self.secret.sign(key, timestamp, &payload);
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header("webhook-id", key)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .header("idempotency-key", key);
-        if let Some(traceparent) = &trace.traceparent {
-            request = request.header("traceparent", traceparent);
+        let mut request = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        // A ticket key is visible ASCII (see `ticket`); a signature is base64.
+        match (HeaderValue::from_str(key), HeaderValue::try_from(signature)) {
+            (Ok(id), Ok(signature)) => {
+                headers.insert(WEBHOOK_ID, id.clone());
+                headers.insert(IDEMPOTENCY_KEY, id);
+                headers.insert(WEBHOOK_SIGNATURE, signature);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                return CallResult::Failed {
+                    kind: "error",
+                    retry_after: None,
+                    detail: format!("request header: {e}"),
+                };
+            }
         }
-        if let Some(tracestate) = &trace.tracestate {
-            request = request.header("tracestate", tracestate);
+        headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
+        for (name, value) in [(TRACEPARENT, &trace.traceparent), (TRACESTATE, &trace.tracestate)] {
+            if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(name, value);
+            }
         }
-        match request.body(payload).send().await {
+        *request.body_mut() = Some(payload.into());
+        match self.client.execute(request).await {
             Ok(response) => classify(response).await,
             Err(e) => failure(e),
         }
     }
 }
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 async fn classify(response: reqwest::Response) -> CallResult {
     let status = response.status();

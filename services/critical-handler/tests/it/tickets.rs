@@ -146,3 +146,30 @@ async fn every_preset_carries_the_expected_fields() {
     assert!(jira["fields"]["summary"].as_str().unwrap().contains("turbine-7"));
     assert_eq!(jira["fields"]["description"]["type"], "doc");
 }
+
+/// `tracestate` comes from the device as it sent it: a value that cannot be an HTTP header is left
+/// out of the request instead of failing the call (which would retry it into the dead-letter queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_state_that_cannot_be_a_header_is_left_out() {
+    init_tracing();
+    let queue = TestQueue::new(Kind::Sqlite, QueueOptions::default()).await;
+    let crm = Crm::start();
+    let good = crate::support::critical_message("good-state", "turbine-7", "{}")
+        .with_property("tracestate", "vendor=1");
+    let bad = crate::support::critical_message("bad-state", "turbine-7", "{}")
+        .with_property("tracestate", "vendor=1\r\nx-injected: yes");
+    queue.queue.send_batch(vec![good, bad]).await.unwrap();
+    let handler = Running::start(config(&queue, &crm));
+    crm.wait_for_tickets(2, Duration::from_secs(20)).await;
+    handler.stop().await;
+    let seen = crm.seen();
+    let state = |key: &str| {
+        let request = seen.iter().find(|s| s.key.as_deref() == Some(key)).unwrap();
+        assert!(request.signature_ok);
+        assert!(!request.headers.contains_key("x-injected"));
+        request.headers.get("tracestate").cloned()
+    };
+    assert_eq!(state("good-state").as_deref(), Some("vendor=1"));
+    assert_eq!(state("bad-state"), None);
+    assert_eq!(queue.queue.len().await.unwrap(), 0, "both completed");
+}
