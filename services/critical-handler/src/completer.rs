@@ -1,14 +1,16 @@
 //! Completing handled messages, many lock tokens per queue call.
 //!
 //! Completing is a message's last step and nothing waits for it: its slots are already free and
-//! its ticket exists. One task ([`Completer`]) takes every token handed to it and completes all
-//! those waiting in one [`Queue::complete_many`] call (on SQLite: one writer job, one
-//! transaction), one call at a time. Batches therefore grow with the load and a lone message is
-//! completed at once. One call, one job and one task wake-up per message were a tenth of the
-//! handler's CPU. A message whose completion is lost (the process dies first) comes again when its
-//! lock expires, and its idempotency key keeps the ticket single.
+//! its ticket exists. One task ([`Completer`]) takes every token handed to it and completes them
+//! with one [`Queue::complete_many`] call (on SQLite: one writer job, one transaction) per batch,
+//! one batch at a time. A batch gathers tokens for [`GATHER`] after its first one, or until it
+//! holds [`MAX_BATCH`]. In the tickets bench this moved the handler from 0.45× to about 0.5× of
+//! the raw HTTP rate at 16 in flight, and gathering for 5 ms from about 0.54× to 0.59× (fewer,
+//! larger SQLite transactions). A message whose completion is lost (the process dies first)
+//! comes again when its lock expires, and its idempotency key keeps the ticket single.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use queue::{LockToken, Queue};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +19,8 @@ use crate::metrics::HandlerMetrics;
 
 /// Most tokens completed in one call.
 const MAX_BATCH: usize = 256;
+/// How long a batch gathers tokens after its first one (unless it fills up first).
+const GATHER: Duration = Duration::from_millis(5);
 
 /// One message to complete.
 #[derive(Debug)]
@@ -75,6 +79,17 @@ async fn run(queue: Arc<dyn Queue>, metrics: HandlerMetrics, mut rx: mpsc::Unbou
     let mut batch = Batch::default();
     let mut finished = None;
     while finished.is_none() && rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+        let finishing = commands.iter().any(|c| matches!(c, Command::Finish(_)));
+        if commands.len() < MAX_BATCH && !finishing {
+            // Let the batch grow for a moment: fewer, larger transactions.
+            tokio::time::sleep(GATHER).await;
+            while commands.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break,
+                }
+            }
+        }
         for command in commands.drain(..) {
             match command {
                 Command::Complete(completion) if finished.is_none() => {
@@ -139,8 +154,6 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use queue::{Message, QueueClient, QueueOptions};
 
     use super::*;
