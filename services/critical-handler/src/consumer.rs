@@ -161,8 +161,12 @@ pub async fn run(ctx: Arc<Context>, settings: LoopSettings, readiness: Readiness
             }
         }
     }
+    let deadline = Instant::now() + settings.grace;
     drain(tasks, settings.grace).await;
-    if tokio::time::timeout(settings.grace, ctx.completer.finish())
+    // The grace period covers the flush too; a batch takes milliseconds, so it gets a second even
+    // when the handling used up the period.
+    let flush_until = deadline.max(Instant::now() + Duration::from_secs(1));
+    if tokio::time::timeout_at(flush_until, ctx.completer.finish())
         .await
         .is_err()
     {
