@@ -212,43 +212,37 @@ impl Queue for SqliteQueue {
     }
 
     async fn complete_many(&self, tokens: &[LockToken]) -> Vec<Result<()>> {
-        let mut results: Vec<Option<Result<()>>> = Vec::with_capacity(tokens.len());
-        let mut keys = Vec::with_capacity(tokens.len());
-        for token in tokens {
-            match self.token(token) {
-                Ok(key) => {
-                    keys.push(key);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
-            }
-        }
-        let completed = if keys.is_empty() {
+        let keys: Vec<Result<(i64, u32)>> = tokens.iter().map(|token| self.token(token)).collect();
+        let ours: Vec<(i64, u32)> = keys.iter().filter_map(|key| key.as_ref().ok().copied()).collect();
+        let completed = if ours.is_empty() {
             Ok(Vec::new())
         } else {
             let queue = Arc::clone(&self.name);
             self.shared
                 .writer
-                .call(move |conn, now| sql::complete_many(conn, &queue, &keys, now))
+                .call(move |conn, now| sql::complete_many(conn, &queue, &ours, now))
                 .await
         };
-        let mut completed = match completed {
-            Ok(completed) => completed
-                .into_iter()
-                .map(|done| if done { Ok(()) } else { Err(Error::LockLost) }),
-            Err(e) => {
-                // One transaction: every token of it shares the failure.
-                let text = e.to_string();
-                return results
-                    .into_iter()
-                    .map(|r| r.unwrap_or_else(|| Err(Error::backend(BACKEND, "complete", text.clone()))))
-                    .collect();
+        match completed {
+            Ok(completed) => {
+                let mut completed = completed.into_iter();
+                keys.into_iter()
+                    .map(|key| {
+                        key.and_then(|_| match completed.next() {
+                            Some(true) => Ok(()),
+                            _ => Err(Error::LockLost),
+                        })
+                    })
+                    .collect()
             }
-        };
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| completed.next().unwrap_or(Err(Error::LockLost))))
-            .collect()
+            // One transaction: every token of ours shares its failure.
+            Err(e) => {
+                let text = e.to_string();
+                keys.into_iter()
+                    .map(|key| key.and_then(|_| Err(Error::backend(BACKEND, "complete", text.clone()))))
+                    .collect()
+            }
+        }
     }
 
     async fn abandon(&self, token: &LockToken) -> Result<()> {

@@ -274,22 +274,31 @@ pub(super) fn settle(
     }
 }
 
+const DELETE_LOCKED: &str =
+    "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4";
+
 /// Deletes the message locked by delivery `delivery` of row `seq`: the hot path, one statement
 /// and no read first. False = the lock is gone.
-pub(super) fn complete(tx: &Connection, queue: &str, key: (i64, u32), now: i64) -> rusqlite::Result<bool> {
-    Ok(complete_many(tx, queue, &[key], now)?.first() == Some(&true))
+pub(super) fn complete(
+    tx: &Connection,
+    queue: &str,
+    (seq, delivery): (i64, u32),
+    now: i64,
+) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached(DELETE_LOCKED)?
+        .execute(params![seq, queue, delivery, now])?
+        == 1)
 }
 
-/// [`complete`] for each key, with one statement.
+/// [`complete`] for each key, with one prepared statement.
 pub(super) fn complete_many(
     tx: &Connection,
     queue: &str,
     keys: &[(i64, u32)],
     now: i64,
 ) -> rusqlite::Result<Vec<bool>> {
-    let mut delete = tx.prepare_cached(
-        "DELETE FROM messages WHERE seq = ?1 AND queue = ?2 AND delivery_count = ?3 AND available_at > ?4",
-    )?;
+    let mut delete = tx.prepare_cached(DELETE_LOCKED)?;
     keys.iter()
         .map(|(seq, delivery)| Ok(delete.execute(params![seq, queue, delivery, now])? == 1))
         .collect()

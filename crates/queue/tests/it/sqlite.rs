@@ -102,20 +102,21 @@ async fn complete_many_reports_each_token_on_its_own() {
         assert_eq!(again.len(), 1);
         again[0].lock_token.clone()
     };
-    let tokens = [got[0].lock_token.clone(), got[1].lock_token.clone(), foreign];
+    // The foreign token sits between ours: each result still belongs to its own token.
+    let tokens = [got[1].lock_token.clone(), foreign, got[0].lock_token.clone()];
     let results = f.queue.complete_many(&tokens).await;
     assert_eq!(results.len(), 3);
-    assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
-        matches!(results[1], Err(queue::Error::LockLost)),
+        matches!(results[0], Err(queue::Error::LockLost)),
         "already completed: {:?}",
+        results[0]
+    );
+    assert!(
+        matches!(results[1], Err(queue::Error::ForeignLockToken { .. })),
+        "{:?}",
         results[1]
     );
-    assert!(
-        matches!(results[2], Err(queue::Error::ForeignLockToken { .. })),
-        "{:?}",
-        results[2]
-    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
     assert_eq!(
         f.queue.len().await.unwrap(),
         1,
